@@ -1,0 +1,1 @@
+"""Data: the sample record, image IO, dataset loaders (official layouts) and the phantom."""

@@ -1,0 +1,1 @@
+"""The synthetic multi-anatomy phantom: the embedded default data (labelled synthetic everywhere)."""
