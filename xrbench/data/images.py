@@ -64,6 +64,19 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise DataError(f"cannot be read as an image ({e})", path=path) from None
 
 
+def scale_to_file(path: str | Path, ref_width: float, ref_height: float) -> tuple[float, float]:
+    """(sx, sy) that map coordinates given for a ``ref_width`` x ``ref_height`` image onto the file.
+
+    For annotations stated in the original resolution (NIH boxes in 1024 px, MS-CXR in the DICOM's
+    pixels) when the file read may be a resized copy. A missing file gives (1, 1): the official
+    files have the reference size, and ``xrbench data check`` reports the missing file.
+    """
+    if not Path(path).is_file():
+        return 1.0, 1.0
+    height, width = image_size(path)
+    return width / float(ref_width), height / float(ref_height)
+
+
 def _read_raster(path: Path) -> np.ndarray:
     try:
         with warnings.catch_warnings():
@@ -103,11 +116,11 @@ def _read_dicom(path: Path) -> np.ndarray:
         arr = arr[0]  # multi-frame: first frame
     if arr.ndim == 3:  # RGB secondary capture
         arr = arr[..., :3].mean(axis=-1)
-    arr = apply_modality_lut(arr, ds).astype(np.float64)
+    arr = apply_modality_lut(arr, ds)  # stays integer when there is no rescale: VOI LUTs index it
     has_voi = "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds)
     if has_voi:
         try:
-            arr = apply_voi_lut(arr, ds, index=0).astype(np.float64)
+            arr = apply_voi_lut(arr, ds, index=0)
         except Exception:  # a malformed window is not worth failing the image for
             pass
     img = _minmax(arr.astype(np.float32))
@@ -155,7 +168,7 @@ def write_raster(path: str | Path, img01: np.ndarray, *, bits: int = 8, quality:
     if bits == 16 and fmt != "PNG":
         raise ValueError("16-bit output is PNG only")
     arr = _to_uint(img01, bits)
-    im = Image.fromarray(arr, mode="I;16" if bits == 16 else "L")
+    im = Image.fromarray(arr)  # uint8 -> "L", uint16 -> "I;16"
     buf = io.BytesIO()
     im.save(buf, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
     atomic_write_bytes(path, buf.getvalue())

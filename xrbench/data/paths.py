@@ -21,20 +21,23 @@ def safe_join(root: Path, relative: str, *, source: Path | None = None, row: int
     return joined
 
 
-def locate_root(root: Path, marker: str) -> Path:
+def locate_root(root: Path, marker: str, *alternatives: str) -> Path:
     """Accept the dataset folder itself or its parent: return the folder that contains ``marker``.
 
-    ``marker`` is a relative path (file or folder) that only the dataset folder holds.
+    ``marker`` is a relative path (file or folder) that only the dataset folder holds;
+    ``alternatives`` are other spellings of it (e.g. ``train.csv.gz``), any of which will do.
     """
     root = Path(root).expanduser()
+    markers = (marker, *alternatives)
     if not root.exists():
         raise DataError("dataset root does not exist", path=root)
-    if (root / marker).exists():
+    if any((root / m).exists() for m in markers):
         return root
     for child in sorted(p for p in root.iterdir() if p.is_dir()):
-        if (child / marker).exists():
+        if any((child / m).exists() for m in markers):
             return child
-    raise DataError(f"not a dataset root: expected '{marker}' in it or in one of its sub-folders", path=root)
+    expected = " or ".join(f"'{m}'" for m in markers)
+    raise DataError(f"not a dataset root: expected {expected} in it or in one of its sub-folders", path=root)
 
 
 def index_by_name(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -50,3 +53,24 @@ def index_by_name(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
             if f.lower().endswith(suffixes) and f not in found:
                 found[f] = Path(dirpath) / f
     return found
+
+
+def find_dir(root: Path, name: str, *, max_depth: int = 4) -> Path | None:
+    """The shallowest folder called ``name`` under root (root itself included), or None.
+
+    Breadth-first in sorted order, so the answer is deterministic; for mirrors that nest the
+    official folders one or more levels down (ISBI ``RawImage/RawImage``, Kaggle
+    ``KneeXrayData/ClsKLData/kneeKL224``).
+    """
+    level = [Path(root)]
+    for _ in range(max_depth + 1):
+        nxt: list[Path] = []
+        for folder in level:
+            if folder.name == name and folder.is_dir():
+                return folder
+            try:
+                nxt.extend(sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+            except OSError:
+                continue
+        level = nxt
+    return None

@@ -1,0 +1,34 @@
+import pytest
+
+from xrbench.cli import main
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "--model", "nope", "--task", "all"], "unknown model 'nope'"),
+    (["run", "--model", "xr1", "--task", "all"], "Did you mean: xr0"),
+    (["run", "--model", "xr0", "--task", "nope"], "unknown task 'nope'"),
+    (["run", "--model", "xr0", "--task", "chexpert-lin"], "chexpert-linear"),
+])
+def test_unknown_names_exit_2_with_suggestions(argv, needle, capsys, xr_home):
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_list_commands(capsys):
+    assert main(["list", "models"]) == 0
+    out = capsys.readouterr().out
+    assert "xr0" in out and "efficientnet-lite0-imagenet" in out
+    assert main(["list", "tasks"]) == 0
+    assert "chexpert-knn" in capsys.readouterr().out
+    assert main(["list", "datasets"]) == 0
+    assert "chexpert" in capsys.readouterr().out
+
+
+def test_misfit_weights_exit_1_naming_file(tmp_path, capsys, xr_home):
+    import torch
+
+    bad = tmp_path / "other.pt"
+    torch.save({"conv.weight": torch.zeros(3, 3)}, bad)
+    assert main(["run", "--model", "xr0", "--weights", str(bad), "--task", "chexpert-linear"]) == 1
+    err = capsys.readouterr().err
+    assert "other.pt: checkpoint does not fit architecture 'vit_base_patch16_224'" in err

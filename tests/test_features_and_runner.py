@@ -1,0 +1,114 @@
+"""Feature store and runner on a toy registered dataset (fast encoder, tiny images)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from xrbench.data.base import DatasetLoader
+from xrbench.data.images import write_raster
+from xrbench.data.sample import Sample
+from xrbench.features.extract import FeatureExtractor
+from xrbench.features.store import FeatureStore
+from xrbench.registry import DATASETS
+from xrbench.runner import RunConfig, Runner
+from xrbench.tasks.catalog import TaskCatalog
+
+TASK = """name: toy-linear
+version: 1
+description: toy
+dataset: toy-blobs
+family: linear
+target: {type: binary, labels: [blob]}
+protocol: {name: linear, args: {weight_decays: [0.001, 0.1, 10.0]}}
+metrics: [auroc]
+primary: {metric: auroc}
+bootstrap: {n: 200}
+"""
+
+
+@DATASETS.register("toy-blobs", overwrite=True)
+class ToyBlobs(DatasetLoader):
+    """Bright square present or not; label 'blob'. Only for tests."""
+
+    name = "toy-blobs"
+    anatomy = "none"
+    title = "toy"
+
+    def load(self):
+        out = []
+        for p in sorted(self.root.glob("*.png")):
+            i = int(p.stem)
+            split = "train" if i % 5 < 3 else ("val" if i % 5 == 3 else "test")
+            out.append(Sample(id=p.stem, image=p, patient=f"p{i // 2}", split=split,
+                              labels={"blob": float(i % 2)}))
+        return out
+
+    @classmethod
+    def write_demo(cls, dest, *, n, seed):
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            img = rng.random((48, 48)) * 0.3
+            if i % 2:
+                y, x = rng.integers(4, 30, 2)
+                img[y:y + 14, x:x + 14] += 0.6
+            write_raster(dest / f"{i:03d}.png", img)
+
+
+@pytest.fixture
+def toy(tmp_path):
+    root = tmp_path / "toy"
+    ToyBlobs.write_demo(root, n=60, seed=0)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "toy-linear.yaml").write_text(TASK)
+    return root, tasks
+
+
+def test_second_run_does_no_forward_pass_and_gives_identical_numbers(toy, tmp_path, tiny_encoder):
+    root, tasks = toy
+    specs = TaskCatalog([tasks]).resolve("toy-linear")
+    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-blobs": root}, n_boot=200,
+                    feature_root=tmp_path / "features")
+    tiny_encoder.meta = tiny_encoder.meta.__class__(**{**tiny_encoder.meta.to_dict(), "weights": "test",
+                                                        "weights_sha256": "0" * 64})
+    first = Runner(tiny_encoder, cfg).run(specs)
+    assert tiny_encoder.images_encoded == 60
+    second = Runner(tiny_encoder, cfg).run(specs)
+    assert tiny_encoder.images_encoded == 60  # everything came from the store
+    a, b = first[0], second[0]
+    assert a.primary.value == b.primary.value and a.primary.ci_low == b.primary.ci_low
+    assert a.primary.value > 0.8  # the blob is visible
+    rec = json.loads((tmp_path / "out" / "tiny-vit" / "toy-linear" / "seed0.json").read_text())
+    assert rec["data"] == "real" and rec["n"]["test"] == 12 and rec["provenance"]["torch"]
+    preds = (tmp_path / "out" / "tiny-vit" / "toy-linear" / "seed0.predictions.csv").read_text().splitlines()
+    assert preds[0] == "id,patient,group,y:blob,score:blob" and len(preds) == 13
+    lb = (tmp_path / "out" / "leaderboard.csv").read_text().splitlines()
+    assert lb[0].startswith("task,task_version,model,weights,metric,direction,value,ci_low,ci_high,n_train")
+    assert len(lb) == 2  # one row per (model, weights, task, fraction), replaced on rerun
+
+
+def test_random_init_refuses_real_data(toy, tmp_path, tiny_encoder):
+    from xrbench.errors import ModelError
+
+    root, tasks = toy
+    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-blobs": root},
+                    feature_root=tmp_path / "features")
+    with pytest.raises(ModelError, match="random-init runs only on the synthetic demo"):
+        Runner(tiny_encoder, cfg).run(TaskCatalog([tasks]).resolve("toy-linear"))
+
+
+def test_store_is_keyed_by_weights_and_never_half_written(tmp_path, tiny_encoder):
+    samples = [Sample(id=str(i), image=tmp_path / f"{i}.png", patient=str(i), split="train") for i in range(4)]
+    for i in range(4):
+        write_raster(samples[i].image, np.full((32, 32), i / 4))
+    store = FeatureStore(tmp_path / "fs")
+    ex = FeatureExtractor(tiny_encoder, store)
+    g = ex.features("d", "train", samples, "m1", ["global", "patches"])
+    assert g["global"].shape == (4, 192) and g["patches"].shape == (4, 4, 4, 192)
+    k1 = ex.key("d", "train", "m1", "global")
+    assert ex.key("d", "train", "m2", "global") != k1  # other images
+    tiny_encoder.meta = tiny_encoder.meta.__class__(**{**tiny_encoder.meta.to_dict(), "weights_sha256": "ab"})
+    assert ex.key("d", "train", "m1", "global") != k1  # other weights
+    assert not any(p.name.startswith(".") for p in (tmp_path / "fs").iterdir())  # no temp leftovers

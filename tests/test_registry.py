@@ -1,0 +1,25 @@
+import pytest
+
+from xrbench.registry import Registry, UnknownNameError
+
+
+def test_unknown_name_lists_close_matches():
+    reg = Registry("model")
+    for n in ("xr0", "cxr0", "mxr0", "efficientnet-lite0-imagenet"):
+        reg.add(n, object())
+    with pytest.raises(UnknownNameError) as e:
+        reg.get("xr1")
+    assert e.value.suggestions[:1] == ["xr0"]
+    assert "Did you mean: xr0" in str(e.value)
+    with pytest.raises(UnknownNameError) as e:
+        reg.get("efficientnet")
+    assert "efficientnet-lite0-imagenet" in e.value.suggestions
+
+
+def test_duplicate_registration_is_an_error():
+    reg = Registry("dataset")
+    reg.add("a", 1)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add("a", 2)
+    reg.add("a", 3, overwrite=True)
+    assert reg.get("a") == 3

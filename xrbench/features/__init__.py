@@ -1,0 +1,1 @@
+"""Features: preprocessing from encoder metadata, batched extraction, the content-addressed store."""

@@ -1,0 +1,76 @@
+"""Any timm architecture as an :class:`Encoder`, with weights from a local file (never a hub)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+
+from xrbench.errors import ModelError
+from xrbench.models.base import RANDOM_INIT, Encoder, EncoderMeta, sha256_file
+from xrbench.models.weights import load_into, read_state_dict
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class TimmEncoder(Encoder):
+    """Wraps ``timm.create_model(arch, num_classes=0)``; exposes its pooled output and patch grid."""
+
+    def __init__(self, model: torch.nn.Module, meta: EncoderMeta):
+        super().__init__(meta)
+        self.model = model.eval()
+        self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0) or 0)
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.model.forward_features(x)
+        pooled = self.model.forward_head(feats, pre_logits=True)
+        if feats.ndim == 4:  # CNN: [B, C, h, w]
+            patches = feats.permute(0, 2, 3, 1)
+        else:  # ViT: [B, prefix + h*w, D]
+            tokens = feats[:, self.num_prefix_tokens:]
+            b, n, d = tokens.shape
+            side = int(round(n ** 0.5))
+            if side * side != n:
+                raise ModelError(f"{self.meta.name}: {n} patch tokens do not form a square grid")
+            patches = tokens.reshape(b, side, side, d)
+        return {"global": pooled.float(), "patches": patches.float()}
+
+
+def create_timm_encoder(name: str, architecture: str, *, weights: str | Path | None = None,
+                        input_size: int | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                        state_dict_fn=None, weights_label: str | None = None, seed: int = 0,
+                        **model_kwargs) -> TimmEncoder:
+    """Build ``architecture`` from timm and load ``weights`` (safetensors / weights-only .pt).
+
+    Without weights the parameters are initialised from ``seed``, so a random-init run is
+    reproducible. ``state_dict_fn`` maps a foreign checkpoint's keys to timm's.
+    """
+    if architecture not in timm.list_models():
+        from xrbench.registry import closest
+
+        raise ModelError(f"unknown timm architecture '{architecture}'. Did you mean: "
+                         f"{', '.join(closest(architecture, timm.list_models())) or 'none'}?")
+    kwargs = dict(model_kwargs)
+    if input_size is not None and "vit" in architecture:
+        kwargs.setdefault("img_size", input_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs)
+    sha = None
+    if weights is not None:
+        sd = read_state_dict(weights)
+        if state_dict_fn is not None:
+            sd = state_dict_fn(sd, model)
+        load_into(model, sd, path=weights)
+        sha = sha256_file(weights)
+    cfg = model.pretrained_cfg or {}
+    size = input_size or int(cfg.get("input_size", (3, 224, 224))[-1])
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    meta = EncoderMeta(
+        name=name, architecture=architecture, embed_dim=int(model.num_features), input_size=size,
+        mean=tuple(mean), std=tuple(std), in_chans=3,
+        patch_size=int(patch[0]) if isinstance(patch, (tuple, list)) else patch,
+        weights=weights_label or (str(weights) if weights is not None else RANDOM_INIT),
+        weights_sha256=sha, extra={"init_seed": seed} if weights is None else {})
+    return TimmEncoder(model, meta)

@@ -1,0 +1,69 @@
+"""Loading checkpoints safely (safetensors or ``torch.load(weights_only=True)``) into a module."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from xrbench.errors import ModelError
+
+_PREFIXES = ("module.", "model.", "backbone.", "encoder.", "visual.", "trunk.")
+_NESTED = ("state_dict", "model", "teacher", "student", "module")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file, without ever unpickling arbitrary objects."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path), device="cpu")
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file, pickle with code objects, wrong format
+        raise ModelError(f"{path}: cannot be read as a weights file (safetensors, or a torch checkpoint "
+                         f"loadable with weights_only=True): {e.__class__.__name__}: {e}") from None
+    for key in _NESTED:  # training checkpoints nest the weights
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+            break
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ModelError(f"{path}: expected a mapping of parameter names to tensors")
+    return sd
+
+
+def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    changed = True
+    while changed:
+        changed = False
+        for p in _PREFIXES:
+            if sd and all(k.startswith(p) for k in sd):
+                sd = {k[len(p):]: v for k, v in sd.items()}
+                changed = True
+    return sd
+
+
+def load_into(model: nn.Module, sd: dict[str, torch.Tensor], *, path: str | Path,
+              ignore: tuple[str, ...] = ("head.", "fc.", "classifier.", "_fc.")) -> None:
+    """Load ``sd`` into ``model`` strictly (classifier heads excepted); explain any misfit."""
+    sd = {k: v for k, v in strip_prefixes(sd).items() if not k.startswith(ignore)}
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(ignore)}
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    wrong = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"{len(wrong)} shape mismatch(es), e.g. {'; '.join(wrong[:3])}")
+        if missing:
+            parts.append(f"{len(missing)} missing key(s), e.g. {missing[:3]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[:3]}")
+        arch = getattr(model, "default_cfg", {}).get("architecture", model.__class__.__name__)
+        raise ModelError(f"{path}: checkpoint does not fit architecture '{arch}': " + "; ".join(parts))
+    model.load_state_dict(sd, strict=False)

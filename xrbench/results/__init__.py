@@ -1,0 +1,1 @@
+"""Results: records with provenance, the leaderboard, comparisons."""

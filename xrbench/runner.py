@@ -1,0 +1,293 @@
+"""One evaluation run: tasks x one encoder -> result records, predictions and the leaderboard.
+
+Data flow (docs/architecture.md): loader -> samples -> cached features (one extraction per
+dataset split, shared by every task) -> protocol (fit on train, select on val, score test once)
+-> metrics with patient-level bootstrap CIs -> records -> leaderboard CSV.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import xrbench.data.datasets  # noqa: F401  (registers loaders)
+import xrbench.metrics  # noqa: F401  (registers metrics)
+import xrbench.protocols  # noqa: F401  (registers protocols)
+from xrbench.data.base import DatasetLoader
+from xrbench.data.demo import demo_root, xrbench_home
+from xrbench.data.labels import apply_uncertainty
+from xrbench.data.sample import Sample
+from xrbench.errors import ConfigError, ModelError
+from xrbench.features.extract import FeatureExtractor
+from xrbench.features.store import FeatureStore
+from xrbench.metrics.bootstrap import bootstrap_ci
+from xrbench.models.base import Encoder
+from xrbench.protocols.base import Split
+from xrbench.registry import DATASETS, METRICS, PROTOCOLS
+from xrbench.results import leaderboard
+from xrbench.results.record import MetricValue, ResultRecord, atomic_write_text, environment
+from xrbench.tasks.schema import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    output: Path = Path("results")
+    data_root: Path | None = None  # None -> synthetic demo
+    data_roots: dict[str, Path] = field(default_factory=dict)  # per-dataset overrides
+    device: str = "cpu"
+    batch_size: int = 32
+    num_workers: int = 0
+    seeds: tuple[int, ...] = (0,)
+    label_fractions: tuple[float, ...] = (1.0,)
+    limit: int | None = None
+    n_boot: int = 1000
+    feature_root: Path | None = None
+
+
+@dataclass
+class TaskData:
+    samples: dict[str, list[Sample]]
+    features: dict[str, np.ndarray]
+    dataset_hash: str
+    synthetic: bool
+
+
+def resolve_root(dataset: str, cfg: RunConfig) -> tuple[Path, bool]:
+    """(root, synthetic): explicit per-dataset root, DIR/<dataset>, DIR itself, or the demo."""
+    if dataset in cfg.data_roots:
+        return cfg.data_roots[dataset], False
+    if cfg.data_root is not None:
+        sub = cfg.data_root / dataset
+        return (sub if sub.is_dir() else cfg.data_root), False
+    return demo_root(dataset), True
+
+
+def _matches(sample: Sample, where: dict) -> bool:
+    return all(sample.meta.get(k) == v for k, v in where.items())
+
+
+def _limit(samples: list[Sample], n: int | None) -> list[Sample]:
+    if n is None or len(samples) <= n:
+        return samples
+    idx = np.random.default_rng(0).choice(len(samples), n, replace=False)
+    return [samples[i] for i in sorted(idx)]
+
+
+def targets(spec: TaskSpec, samples: list[Sample]) -> np.ndarray:
+    """The y array a protocol sees: [N, K] float with NaN, or [N] class ids / values."""
+    t = spec.target
+    if t.type in ("multilabel", "binary"):
+        rows = [apply_uncertainty({k: s.labels.get(k, float("nan")) for k in t.labels},
+                                  t.uncertain, t.blank) for s in samples]
+        return np.array([[r[k] for k in t.labels] for r in rows], dtype=np.float64).reshape(len(samples), -1)
+    if t.type == "multiclass":
+        return np.array([int(s.target) for s in samples], dtype=np.int64)
+    if t.type == "regression":
+        return np.array([float(s.target) for s in samples], dtype=np.float64)
+    raise ConfigError(f"task {spec.name}: target type {t.type!r} is not supported by this runner")
+
+
+def subsample_patients(samples: list[Sample], y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Row indices of a seeded, patient-level, label-stratified subsample of the training split."""
+    if fraction >= 1.0:
+        return np.arange(len(samples))
+    by_patient: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_patient.setdefault(s.patient, []).append(i)
+    # stratify on the patient's "any positive" (or class) so rare labels survive subsampling
+    def stratum(rows: list[int]) -> str:
+        v = y[rows]
+        return str(int(v.max())) if v.ndim == 1 else str(int(np.nanmax(np.nan_to_num(v, nan=0)) > 0))
+    strata: dict[str, list[str]] = {}
+    for p, rows in sorted(by_patient.items()):
+        strata.setdefault(stratum(rows), []).append(p)
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for _, patients in sorted(strata.items()):
+        n = max(1, int(round(fraction * len(patients))))
+        for p in rng.choice(patients, n, replace=False):
+            keep += by_patient[p]
+    return np.array(sorted(keep))
+
+
+class Runner:
+    def __init__(self, encoder: Encoder, cfg: RunConfig, *, progress: Callable[[str], None] | None = None):
+        self.encoder, self.cfg = encoder, cfg
+        store = FeatureStore(cfg.feature_root or xrbench_home() / "features")
+        self.extractor = FeatureExtractor(encoder, store, device=cfg.device, batch_size=cfg.batch_size,
+                                          num_workers=cfg.num_workers)
+        self.say = progress or (lambda m: print(m, file=sys.stderr))
+        self._loaders: dict[tuple, DatasetLoader] = {}
+        self._warned_random = False
+
+    # -- data ---------------------------------------------------------------------------
+    def _loader(self, spec: TaskSpec) -> tuple[DatasetLoader, bool]:
+        root, synthetic = resolve_root(spec.dataset, self.cfg)
+        key = (spec.dataset, str(root), tuple(sorted(spec.dataset_options.items())))
+        if key not in self._loaders:
+            self._loaders[key] = DATASETS.get(spec.dataset)(root, seed=0, **spec.dataset_options)
+        return self._loaders[key], synthetic
+
+    def task_data(self, spec: TaskSpec) -> TaskData:
+        loader, synthetic = self._loader(spec)
+        if self.encoder.meta.is_random and not synthetic:
+            raise ModelError(f"model '{self.encoder.meta.name}' has no weights (random-init); random-init "
+                             f"runs only on the synthetic demo. Pass --weights PATH or set "
+                             f"XRBENCH_{self.encoder.meta.name.upper()}_WEIGHTS.")
+        if self.encoder.meta.is_random and not self._warned_random:
+            warnings.warn(f"'{self.encoder.meta.name}' runs with random-init weights on synthetic demo "
+                          f"data: every result says weights=random-init", stacklevel=2)
+            self._warned_random = True
+        samples, feats = {}, {}
+        for split in ("train", "val", "test"):
+            full = _limit(loader.split(split), self.cfg.limit)
+            arr = self.extractor.features(spec.dataset, split, full, loader.image_manifest_hash(full),
+                                          [spec.features])[spec.features]
+            rows = [i for i, s in enumerate(full) if _matches(s, spec.where)]
+            samples[split] = [full[i] for i in rows]
+            feats[split] = np.asarray(arr[rows], dtype=np.float32)
+            if not samples[split]:
+                raise ConfigError(f"task {spec.name}: the {split} split of '{spec.dataset}' at "
+                                  f"{loader.root} has no samples matching {spec.where or 'the task'}")
+        return TaskData(samples, feats, loader.manifest_hash(), synthetic)
+
+    # -- one task ---------------------------------------------------------------------------
+    def run_task(self, spec: TaskSpec) -> list[ResultRecord]:
+        t0 = time.perf_counter()
+        ext0 = self.extractor.seconds
+        data = self.task_data(spec)
+        extract_s = self.extractor.seconds - ext0
+        ys = {k: targets(spec, v) for k, v in data.samples.items()}
+        ys, data = _drop_unlabelled(spec, ys, data)
+        task_kind = "binary" if spec.target.type == "binary" else spec.target.type
+        n_out = (ys["train"].shape[1] if ys["train"].ndim == 2 else
+                 int(max(ys[s].max() for s in ys)) + 1 if task_kind == "multiclass" else 1)
+        labels = spec.target.labels or [str(i) for i in range(n_out)]
+        primary_fn = METRICS.get(spec.primary.metric)
+        sign = 1.0 if spec.primary.direction == "higher" else -1.0
+
+        def select(y, s):
+            v = primary_fn(y, s, labels=labels)
+            return sign * (v if not isinstance(v, dict) else float(np.nanmean(list(v.values()))))
+
+        records = []
+        for fraction in self.cfg.label_fractions:
+            for seed in self.cfg.seeds:
+                t1 = time.perf_counter()
+                keep = subsample_patients(data.samples["train"], ys["train"], fraction, seed)
+                proto = PROTOCOLS.get(spec.protocol.name)(**spec.protocol.args)
+                res = proto.run(Split(data.features["train"][keep], ys["train"][keep]),
+                                Split(data.features["val"], ys["val"]), data.features["test"],
+                                task=task_kind, n_out=n_out, select=select, seed=seed,
+                                device=self.cfg.device)
+                rec = self._score(spec, data, ys, res, labels, seed, fraction, len(keep),
+                                  {"extract_s": round(extract_s, 3),
+                                   "fit_s": round(time.perf_counter() - t1, 3),
+                                   "total_s": round(time.perf_counter() - t0, 3)})
+                records.append(rec)
+        return records
+
+    def _score(self, spec, data, ys, res, labels, seed, fraction, n_train, timings) -> ResultRecord:
+        test = data.samples["test"]
+        y, s = ys["test"], res.test_scores
+        units = [t.patient for t in test]
+        if spec.aggregate == "group-mean":
+            y, s, units = _group_mean(test, y, s)
+        elif spec.bootstrap.unit == "group":
+            units = [t.group or t.patient for t in test]
+        elif spec.bootstrap.unit == "sample":
+            units = [t.id for t in test]
+        fns = {m: METRICS.get(m) for m in spec.metrics}
+
+        def all_metrics(rows: np.ndarray) -> dict[str, float]:
+            out: dict[str, float] = {}
+            for name, fn in fns.items():
+                v = fn(y[rows], s[rows], labels=labels)
+                out.update(v if isinstance(v, dict) else {name: v})
+            return out
+
+        point = all_metrics(np.arange(len(y)))
+        cis = bootstrap_ci(all_metrics, len(y), units, n_boot=self.cfg.n_boot, seed=seed)
+        metrics = {k: MetricValue(float(v), *cis.get(k, (None, None))) for k, v in point.items()}
+        enc = self.encoder.meta
+        tag = f"seed{seed}" + ("" if fraction == 1.0 else f"_lf{fraction:g}")
+        out_dir = self.cfg.output / _safe(enc.name) / spec.name
+        pred_path = out_dir / f"{tag}.predictions.csv"
+        atomic_write_text(pred_path, _predictions_csv(test, ys["test"], res.test_scores, labels))
+        rec = ResultRecord(
+            task=spec.name, task_version=spec.version, family=spec.family, dataset=spec.dataset,
+            model=enc.name, weights=enc.weights, weights_sha256=enc.weights_sha256,
+            primary_metric=spec.primary.metric, direction=spec.primary.direction, metrics=metrics,
+            n={"train": int(n_train), "val": len(data.samples["val"]), "test": len(test),
+               "test_units": len(set(units))},
+            seed=seed, label_fraction=fraction, hparams=res.hparams,
+            data="synthetic-demo" if data.synthetic else "real", dataset_hash=data.dataset_hash,
+            config_hash=spec.config_hash(),
+            provenance={**environment(self.cfg.device), "encoder": enc.to_dict(),
+                        "preprocessing": enc.preprocessing(), "n_boot": self.cfg.n_boot,
+                        "val_selection_score": res.val_score},
+            timings=timings, predictions=pred_path.name)
+        atomic_write_text(out_dir / f"{tag}.json", rec.to_json())
+        return rec
+
+    # -- many tasks -------------------------------------------------------------------------
+    def run(self, specs: list[TaskSpec]) -> list[ResultRecord]:
+        records = []
+        for spec in specs:
+            self.say(f"[xrbench] {spec.name} ({spec.dataset}, {spec.protocol.name})")
+            recs = self.run_task(spec)
+            leaderboard.update(self.cfg.output / "leaderboard.csv", recs)
+            records += recs
+        return records
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _drop_unlabelled(spec: TaskSpec, ys: dict, data: TaskData):
+    """Rows whose every target is unknown carry no information for fitting or scoring."""
+    if spec.target.type not in ("multilabel", "binary"):
+        return ys, data
+    for split in list(ys):
+        keep = ~np.all(np.isnan(ys[split]), axis=1)
+        if not keep.all():
+            ys[split] = ys[split][keep]
+            data.samples[split] = [s for s, k in zip(data.samples[split], keep) if k]
+            data.features[split] = data.features[split][keep]
+    return ys, data
+
+
+def _group_mean(samples: list[Sample], y: np.ndarray, s: np.ndarray):
+    """Average scores over each group's images (MURA scores studies, not images)."""
+    groups: dict[str, list[int]] = {}
+    for i, smp in enumerate(samples):
+        groups.setdefault(smp.group or smp.id, []).append(i)
+    idx = list(groups.values())
+    gy = np.stack([y[r[0]] for r in idx])
+    gs = np.stack([s[r].mean(0) for r in idx])
+    units = [samples[r[0]].patient for r in idx]
+    return gy, gs, units
+
+
+def _predictions_csv(samples: list[Sample], y: np.ndarray, s: np.ndarray, labels: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    y2 = y.reshape(len(y), -1)
+    s2 = s.reshape(len(s), -1)
+    w.writerow(["id", "patient", "group"] + [f"y:{n}" for n in (labels if y2.shape[1] == len(labels) else ["target"])]
+               + [f"score:{n}" for n in (labels if s2.shape[1] == len(labels) else range(s2.shape[1]))])
+    for smp, yy, ss in zip(samples, y2, s2):
+        w.writerow([smp.id, smp.patient, smp.group or ""] + ["" if v != v else f"{v:g}" for v in yy]
+                   + [f"{v:.6g}" for v in ss])
+    return buf.getvalue()

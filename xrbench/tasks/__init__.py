@@ -1,0 +1,1 @@
+"""Tasks: YAML definitions (packaged here), their schema, and the catalog that finds them."""
