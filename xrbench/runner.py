@@ -28,7 +28,7 @@ from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, ModelError
 from xrbench.features.extract import FeatureExtractor
 from xrbench.features.store import FeatureStore
-from xrbench.metrics.bootstrap import bootstrap_ci
+from xrbench.metrics.evaluate import evaluate, thresholds_on_val
 from xrbench.models.base import Encoder
 from xrbench.protocols.base import Split
 from xrbench.registry import DATASETS, METRICS, PROTOCOLS
@@ -94,6 +94,10 @@ def targets(spec: TaskSpec, samples: list[Sample]) -> np.ndarray:
         return np.array([int(s.target) for s in samples], dtype=np.int64)
     if t.type == "regression":
         return np.array([float(s.target) for s in samples], dtype=np.float64)
+    if t.type == "retrieval":
+        if not t.relevance:
+            raise ConfigError(f"task {spec.name}: key 'target.relevance' is required for retrieval")
+        return np.array([str(s.meta.get(t.relevance)) for s in samples], dtype=object)
     raise ConfigError(f"task {spec.name}: target type {t.type!r} is not supported by this runner")
 
 
@@ -169,10 +173,15 @@ class Runner:
         extract_s = self.extractor.seconds - ext0
         ys = {k: targets(spec, v) for k, v in data.samples.items()}
         ys, data = _drop_unlabelled(spec, ys, data)
-        task_kind = "binary" if spec.target.type == "binary" else spec.target.type
-        n_out = (ys["train"].shape[1] if ys["train"].ndim == 2 else
-                 int(max(ys[s].max() for s in ys)) + 1 if task_kind == "multiclass" else 1)
-        labels = spec.target.labels or [str(i) for i in range(n_out)]
+        kind = spec.target.type
+        labels = list(spec.target.labels)
+        if kind in ("multilabel", "binary"):
+            n_out = ys["train"].shape[1]
+        elif kind == "multiclass":
+            n_out = len(labels) or int(max(ys[s].max() for s in ys)) + 1
+            labels = labels or [str(i) for i in range(n_out)]
+        else:
+            n_out, labels = 1, labels or ["target"]
         primary_fn = METRICS.get(spec.primary.metric)
         sign = 1.0 if spec.primary.direction == "higher" else -1.0
 
@@ -188,49 +197,51 @@ class Runner:
                 proto = PROTOCOLS.get(spec.protocol.name)(**spec.protocol.args)
                 res = proto.run(Split(data.features["train"][keep], ys["train"][keep]),
                                 Split(data.features["val"], ys["val"]), data.features["test"],
-                                task=task_kind, n_out=n_out, select=select, seed=seed,
+                                task=kind, n_out=n_out, select=select, seed=seed,
                                 device=self.cfg.device)
-                rec = self._score(spec, data, ys, res, labels, seed, fraction, len(keep),
-                                  {"extract_s": round(extract_s, 3),
-                                   "fit_s": round(time.perf_counter() - t1, 3),
+                fit_s = time.perf_counter() - t1
+                rec = self._score(spec, data, ys, res, labels, seed, fraction, keep,
+                                  {"extract_s": round(extract_s, 3), "fit_s": round(fit_s, 3),
                                    "total_s": round(time.perf_counter() - t0, 3)})
                 records.append(rec)
         return records
 
-    def _score(self, spec, data, ys, res, labels, seed, fraction, n_train, timings) -> ResultRecord:
+    def _score(self, spec, data, ys, res, labels, seed, fraction, keep, timings) -> ResultRecord:
         test = data.samples["test"]
         y, s = ys["test"], res.test_scores
+        if spec.target.type == "retrieval":  # ranked gallery indices -> relevance
+            gallery = ys["train"][keep]
+            s = (gallery[s.astype(int)] == y[:, None]).astype(np.float64)
+            y = np.array([(gallery == q).sum() for q in y], dtype=np.float64)
+            labels = [f"rel@{i + 1}" for i in range(s.shape[1])]
+        y_val, s_val = ys["val"], res.val_scores
         units = [t.patient for t in test]
         if spec.aggregate == "group-mean":
             y, s, units = _group_mean(test, y, s)
+            if s_val is not None:
+                y_val, s_val, _ = _group_mean(data.samples["val"], y_val, s_val)
         elif spec.bootstrap.unit == "group":
             units = [t.group or t.patient for t in test]
         elif spec.bootstrap.unit == "sample":
             units = [t.id for t in test]
-        fns = {m: METRICS.get(m) for m in spec.metrics}
-
-        def all_metrics(rows: np.ndarray) -> dict[str, float]:
-            out: dict[str, float] = {}
-            for name, fn in fns.items():
-                v = fn(y[rows], s[rows], labels=labels)
-                out.update(v if isinstance(v, dict) else {name: v})
-            return out
-
-        point = all_metrics(np.arange(len(y)))
-        cis = bootstrap_ci(all_metrics, len(y), units, n_boot=self.cfg.n_boot, seed=seed)
-        metrics = {k: MetricValue(float(v), *cis.get(k, (None, None))) for k, v in point.items()}
+        thresholds = thresholds_on_val(spec.metrics, spec.target.type, y_val, s_val)
+        values = evaluate(spec.metrics, y, s, units, labels=labels, thresholds=thresholds,
+                          n_boot=self.cfg.n_boot, seed=seed)
+        metrics = {k: MetricValue(*v) for k, v in values.items()}
         enc = self.encoder.meta
         tag = f"seed{seed}" + ("" if fraction == 1.0 else f"_lf{fraction:g}")
         out_dir = self.cfg.output / _safe(enc.name) / spec.name
         pred_path = out_dir / f"{tag}.predictions.csv"
-        atomic_write_text(pred_path, _predictions_csv(test, ys["test"], res.test_scores, labels))
+        atomic_write_text(pred_path, _predictions_csv(test, y, s, labels,
+                                                      aggregated=spec.aggregate == "group-mean"))
         rec = ResultRecord(
             task=spec.name, task_version=spec.version, family=spec.family, dataset=spec.dataset,
             model=enc.name, weights=enc.weights, weights_sha256=enc.weights_sha256,
             primary_metric=spec.primary.metric, direction=spec.primary.direction, metrics=metrics,
-            n={"train": int(n_train), "val": len(data.samples["val"]), "test": len(test),
+            n={"train": int(len(keep)), "val": len(data.samples["val"]), "test": len(test),
                "test_units": len(set(units))},
-            seed=seed, label_fraction=fraction, hparams=res.hparams,
+            seed=seed, label_fraction=fraction,
+            hparams={**res.hparams, **({"thresholds": thresholds} if thresholds else {})},
             data="synthetic-demo" if data.synthetic else "real", dataset_hash=data.dataset_hash,
             config_hash=spec.config_hash(),
             provenance={**environment(self.cfg.device), "encoder": enc.to_dict(),
@@ -280,14 +291,31 @@ def _group_mean(samples: list[Sample], y: np.ndarray, s: np.ndarray):
     return gy, gs, units
 
 
-def _predictions_csv(samples: list[Sample], y: np.ndarray, s: np.ndarray, labels: list[str]) -> str:
+def _group_ids(samples: list[Sample]) -> list[Sample]:
+    """One representative sample per group, in the order :func:`_group_mean` uses."""
+    seen: dict[str, Sample] = {}
+    for smp in samples:
+        seen.setdefault(smp.group or smp.id, smp)
+    return list(seen.values())
+
+
+def _predictions_csv(samples: list[Sample], y: np.ndarray, s: np.ndarray, labels: list[str], *,
+                     aggregated: bool = False) -> str:
+    """Per-sample (or per-group) test predictions: enough to recompute every metric and CI.
+
+    Columns: id, patient, group, y:<label>..., score:<label>... . Aggregated tasks write one row
+    per group (id = group). Retrieval writes y:n_relevant and score:rel@1..k.
+    """
+    rows = _group_ids(samples) if aggregated else samples
+    y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    y_names = labels if y2.shape[1] == len(labels) else ["target"]
+    s2 = np.asarray(s, dtype=np.float64).reshape(len(s), -1)
+    s_names = labels if s2.shape[1] == len(labels) else [str(i) for i in range(s2.shape[1])]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    y2 = y.reshape(len(y), -1)
-    s2 = s.reshape(len(s), -1)
-    w.writerow(["id", "patient", "group"] + [f"y:{n}" for n in (labels if y2.shape[1] == len(labels) else ["target"])]
-               + [f"score:{n}" for n in (labels if s2.shape[1] == len(labels) else range(s2.shape[1]))])
-    for smp, yy, ss in zip(samples, y2, s2):
-        w.writerow([smp.id, smp.patient, smp.group or ""] + ["" if v != v else f"{v:g}" for v in yy]
-                   + [f"{v:.6g}" for v in ss])
+    w.writerow(["id", "patient", "group"] + [f"y:{n}" for n in y_names] + [f"score:{n}" for n in s_names])
+    for smp, yy, ss in zip(rows, y2, s2):
+        ident = (smp.group or smp.id) if aggregated else smp.id
+        w.writerow([ident, smp.patient, smp.group or ""] + ["" if v != v else f"{v:g}" for v in yy]
+                   + [f"{v:.8g}" for v in ss])
     return buf.getvalue()

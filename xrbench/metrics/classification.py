@@ -54,3 +54,95 @@ def auroc_binary(y: np.ndarray, s: np.ndarray, **_) -> float:
 def auroc_per_label(y: np.ndarray, s: np.ndarray, *, labels: list[str], **_) -> dict[str, float]:
     y, s = _as_2d(y), _as_2d(s)
     return {f"auroc/{name}": auroc(y[:, k], s[:, k]) for k, name in enumerate(labels)}
+
+
+# -- hard-decision metrics: binary ones take a threshold chosen on val ------------------------
+
+def _binary(y: np.ndarray, s: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    y, s = _as_2d(y)[:, 0], _as_2d(s)
+    s = s[:, -1] if s.shape[1] == 2 else s[:, 0]
+    keep = ~np.isnan(y)
+    return y[keep].astype(int), (s[keep] >= threshold).astype(int)
+
+
+def _classes(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Multiclass: true class ids and argmax predictions."""
+    return np.asarray(y).reshape(-1).astype(int), np.asarray(s).argmax(1)
+
+
+def _is_multiclass(s: np.ndarray) -> bool:
+    return np.asarray(s).ndim == 2 and np.asarray(s).shape[1] > 2
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray, n_classes: int | None = None, weights: str | None = None) -> float:
+    """Cohen's kappa (unweighted, linear or quadratic weights) from two label vectors."""
+    a, b = np.asarray(a, int), np.asarray(b, int)
+    if a.size == 0:
+        return float("nan")
+    k = int(n_classes or max(a.max(), b.max()) + 1)
+    conf = np.zeros((k, k))
+    np.add.at(conf, (a, b), 1)
+    i, j = np.indices((k, k))
+    w = {None: (i != j).astype(float), "linear": np.abs(i - j) / max(k - 1, 1),
+         "quadratic": ((i - j) / max(k - 1, 1)) ** 2}[weights]
+    expected = np.outer(conf.sum(1), conf.sum(0)) / conf.sum()
+    den = (w * expected).sum()
+    return float("nan") if den == 0 else float(1 - (w * conf).sum() / den)
+
+
+@METRICS.register("cohen_kappa")
+def cohen_kappa_metric(y, s, *, threshold: float = 0.5, **_) -> float:
+    """Cohen's kappa of the decision ``score >= threshold`` (binary) or argmax (multiclass)."""
+    if _is_multiclass(s):
+        t, p = _classes(y, s)
+        return cohen_kappa(t, p, np.asarray(s).shape[1])
+    t, p = _binary(y, s, threshold)
+    return cohen_kappa(t, p, 2)
+
+
+@METRICS.register("qwk")
+def quadratic_weighted_kappa(y, s, **_) -> float:
+    """Quadratic-weighted kappa of argmax predictions over ordered classes (KL grade)."""
+    t, p = _classes(y, s)
+    return cohen_kappa(t, p, np.asarray(s).shape[1], "quadratic")
+
+
+@METRICS.register("accuracy")
+def accuracy(y, s, *, threshold: float = 0.5, **_) -> float:
+    t, p = _classes(y, s) if _is_multiclass(s) else _binary(y, s, threshold)
+    return float((t == p).mean()) if t.size else float("nan")
+
+
+def _f1(t: np.ndarray, p: np.ndarray, c: int) -> float:
+    tp = np.sum((p == c) & (t == c))
+    fp = np.sum((p == c) & (t != c))
+    fn = np.sum((p != c) & (t == c))
+    return 0.0 if tp == 0 else float(2 * tp / (2 * tp + fp + fn))
+
+
+@METRICS.register("f1")
+def f1_binary(y, s, *, threshold: float = 0.5, **_) -> float:
+    t, p = _binary(y, s, threshold)
+    return _f1(t, p, 1) if t.size else float("nan")
+
+
+@METRICS.register("f1_macro")
+def f1_macro(y, s, **_) -> float:
+    """Macro F1 over the classes present in the truth (multiclass argmax)."""
+    t, p = _classes(y, s)
+    return float(np.mean([_f1(t, p, c) for c in np.unique(t)])) if t.size else float("nan")
+
+
+#: metrics whose binary decision threshold is chosen on val (never on test)
+THRESHOLDED = {"cohen_kappa", "accuracy", "f1"}
+
+
+def choose_threshold(metric: str, y_val: np.ndarray, s_val: np.ndarray) -> float:
+    """The score threshold maximising ``metric`` on val (candidates: the val scores themselves)."""
+    fn = METRICS.get(metric)
+    s = _as_2d(s_val)
+    s = s[:, -1] if s.shape[1] == 2 else s[:, 0]
+    cands = np.unique(np.concatenate([np.quantile(s, np.linspace(0.02, 0.98, 49)), [0.5]]))
+    vals = [fn(y_val, s_val, threshold=t) for t in cands]
+    vals = [-np.inf if v != v else v for v in vals]
+    return float(cands[int(np.argmax(vals))])

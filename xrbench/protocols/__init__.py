@@ -1,2 +1,2 @@
-"""Protocols: what is trained on frozen features (linear probe, kNN, ...)."""
-from xrbench.protocols import knn, linear  # noqa: F401  (registers protocols)
+"""Protocols: what is trained on frozen features (linear probe, kNN, ridge, retrieval)."""
+from xrbench.protocols import knn, linear, retrieval, ridge  # noqa: F401  (registers protocols)
