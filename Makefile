@@ -26,7 +26,7 @@ run: $(STAMP)
 
 ## run the tests (GPU-marked tests skip without a GPU)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --ignore=tests/benchmarks $(PYTEST_ARGS)
 
 ## speed and memory benchmarks (pytest-benchmark)
 bench: $(STAMP)

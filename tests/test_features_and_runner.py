@@ -112,3 +112,33 @@ def test_store_is_keyed_by_weights_and_never_half_written(tmp_path, tiny_encoder
     tiny_encoder.meta = tiny_encoder.meta.__class__(**{**tiny_encoder.meta.to_dict(), "weights_sha256": "ab"})
     assert ex.key("d", "train", "m1", "global") != k1  # other weights
     assert not any(p.name.startswith(".") for p in (tmp_path / "fs").iterdir())  # no temp leftovers
+
+
+def test_score_reproduces_run_and_refuses_bad_ids(toy, tmp_path, tiny_encoder):
+    from xrbench.errors import DataError
+    from xrbench.results.score import score_file
+
+    root, tasks = toy
+    spec = TaskCatalog([tasks]).resolve("toy-linear")[0]
+    tiny_encoder.meta = tiny_encoder.meta.__class__(**{**tiny_encoder.meta.to_dict(), "weights": "test"})
+    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-blobs": root}, n_boot=200,
+                    feature_root=tmp_path / "features")
+    rec = Runner(tiny_encoder, cfg).run([spec])[0]
+    preds = tmp_path / "out" / "tiny-vit" / "toy-linear" / "seed0.predictions.csv"
+    got = score_file(spec, preds, data_roots={"toy-blobs": root}, n_boot=200, seed=0)
+    assert got["auroc"] == (rec.primary.value, rec.primary.ci_low, rec.primary.ci_high)
+
+    lines = preds.read_text().splitlines()
+    for name, body, needle in [
+        ("dup.csv", lines + [lines[1]], "1 duplicated id"),
+        ("missing.csv", lines[:-1], "1 missing id"),
+        ("unknown.csv", lines + ["999,p9,,1,0.5"], "1 unknown id"),
+    ]:
+        bad = tmp_path / name
+        bad.write_text("\n".join(body) + "\n")
+        with pytest.raises(DataError, match=f"{name}.*{needle}"):
+            score_file(spec, bad, data_roots={"toy-blobs": root}, n_boot=0)
+    jl = tmp_path / "p.jsonl"
+    jl.write_text("\n".join(json.dumps({"id": row.split(",")[0], "scores": {"blob": float(row.split(",")[-1])}})
+                            for row in lines[1:]))
+    assert score_file(spec, jl, data_roots={"toy-blobs": root}, n_boot=200)["auroc"][0] == rec.primary.value

@@ -154,15 +154,13 @@ class Runner:
             self._warned_random = True
         samples, feats = {}, {}
         for split in ("train", "val", "test"):
+            # features cover the whole split (shared by every task of the dataset); rows are picked after
             full = _limit(loader.split(split), self.cfg.limit)
             arr = self.extractor.features(spec.dataset, split, full, loader.image_manifest_hash(full),
                                           [spec.features])[spec.features]
-            rows = [i for i, s in enumerate(full) if _matches(s, spec.where)]
+            rows = task_rows(spec, full, split, loader)
             samples[split] = [full[i] for i in rows]
             feats[split] = np.asarray(arr[rows], dtype=np.float32)
-            if not samples[split]:
-                raise ConfigError(f"task {spec.name}: the {split} split of '{spec.dataset}' at "
-                                  f"{loader.root} has no samples matching {spec.where or 'the task'}")
         return TaskData(samples, feats, loader.manifest_hash(), synthetic)
 
     # -- one task ---------------------------------------------------------------------------
@@ -172,16 +170,8 @@ class Runner:
         data = self.task_data(spec)
         extract_s = self.extractor.seconds - ext0
         ys = {k: targets(spec, v) for k, v in data.samples.items()}
-        ys, data = _drop_unlabelled(spec, ys, data)
         kind = spec.target.type
-        labels = list(spec.target.labels)
-        if kind in ("multilabel", "binary"):
-            n_out = ys["train"].shape[1]
-        elif kind == "multiclass":
-            n_out = len(labels) or int(max(ys[s].max() for s in ys)) + 1
-            labels = labels or [str(i) for i in range(n_out)]
-        else:
-            n_out, labels = 1, labels or ["target"]
+        labels, n_out = output_labels(spec, ys)
         primary_fn = METRICS.get(spec.primary.metric)
         sign = 1.0 if spec.primary.direction == "higher" else -1.0
 
@@ -193,7 +183,8 @@ class Runner:
         for fraction in self.cfg.label_fractions:
             for seed in self.cfg.seeds:
                 t1 = time.perf_counter()
-                keep = subsample_patients(data.samples["train"], ys["train"], fraction, seed)
+                keep = (np.arange(len(ys["train"])) if kind == "retrieval"  # the gallery is never subsampled
+                        else subsample_patients(data.samples["train"], ys["train"], fraction, seed))
                 proto = PROTOCOLS.get(spec.protocol.name)(**spec.protocol.args)
                 res = proto.run(Split(data.features["train"][keep], ys["train"][keep]),
                                 Split(data.features["val"], ys["val"]), data.features["test"],
@@ -209,11 +200,11 @@ class Runner:
     def _score(self, spec, data, ys, res, labels, seed, fraction, keep, timings) -> ResultRecord:
         test = data.samples["test"]
         y, s = ys["test"], res.test_scores
+        ranked_ids = None
         if spec.target.type == "retrieval":  # ranked gallery indices -> relevance
-            gallery = ys["train"][keep]
-            s = (gallery[s.astype(int)] == y[:, None]).astype(np.float64)
-            y = np.array([(gallery == q).sum() for q in y], dtype=np.float64)
-            labels = [f"rel@{i + 1}" for i in range(s.shape[1])]
+            gallery = data.samples["train"]
+            ranked_ids = [[gallery[j].id for j in row] for row in s.astype(int)]
+            y, s = retrieval_relevance(ys["train"], y, s.astype(int))
         y_val, s_val = ys["val"], res.val_scores
         units = [t.patient for t in test]
         if spec.aggregate == "group-mean":
@@ -232,7 +223,7 @@ class Runner:
         tag = f"seed{seed}" + ("" if fraction == 1.0 else f"_lf{fraction:g}")
         out_dir = self.cfg.output / _safe(enc.name) / spec.name
         pred_path = out_dir / f"{tag}.predictions.csv"
-        atomic_write_text(pred_path, _predictions_csv(test, y, s, labels,
+        atomic_write_text(pred_path, _predictions_csv(test, y, s, labels, ranked_ids=ranked_ids,
                                                       aggregated=spec.aggregate == "group-mean"))
         rec = ResultRecord(
             task=spec.name, task_version=spec.version, family=spec.family, dataset=spec.dataset,
@@ -266,17 +257,29 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _drop_unlabelled(spec: TaskSpec, ys: dict, data: TaskData):
-    """Rows whose every target is unknown carry no information for fitting or scoring."""
-    if spec.target.type not in ("multilabel", "binary"):
-        return ys, data
-    for split in list(ys):
-        keep = ~np.all(np.isnan(ys[split]), axis=1)
-        if not keep.all():
-            ys[split] = ys[split][keep]
-            data.samples[split] = [s for s, k in zip(data.samples[split], keep) if k]
-            data.features[split] = data.features[split][keep]
-    return ys, data
+def task_rows(spec: TaskSpec, samples: list[Sample], split: str, loader: DatasetLoader) -> list[int]:
+    """Rows of a split that the task uses: matching ``where``, with at least one known target."""
+    rows = [i for i, smp in enumerate(samples) if _matches(smp, spec.where)]
+    if spec.target.type in ("multilabel", "binary") and rows:
+        y = targets(spec, [samples[i] for i in rows])
+        rows = [i for i, known in zip(rows, ~np.all(np.isnan(y), axis=1)) if known]
+    elif spec.target.type in ("multiclass", "regression"):
+        rows = [i for i in rows if samples[i].target is not None]
+    if not rows:
+        raise ConfigError(f"task {spec.name}: the {split} split of '{spec.dataset}' at {loader.root} has "
+                          f"no labelled samples matching {spec.where or 'the task'}")
+    return rows
+
+
+def output_labels(spec: TaskSpec, ys: dict[str, np.ndarray]) -> tuple[list[str], int]:
+    """Names of the prediction columns and their number."""
+    labels = list(spec.target.labels)
+    if spec.target.type in ("multilabel", "binary"):
+        return labels, ys["train"].shape[1]
+    if spec.target.type == "multiclass":
+        n = len(labels) or int(max(v.max() for v in ys.values())) + 1
+        return labels or [str(i) for i in range(n)], n
+    return labels or ["target"], 1
 
 
 def _group_mean(samples: list[Sample], y: np.ndarray, s: np.ndarray):
@@ -299,23 +302,37 @@ def _group_ids(samples: list[Sample]) -> list[Sample]:
     return list(seen.values())
 
 
+def retrieval_relevance(gallery_y: np.ndarray, query_y: np.ndarray, ranked: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(number of relevant gallery items per query, [Q, K] 0/1 relevance of the ranked results)."""
+    rel = (gallery_y[ranked] == query_y[:, None]).astype(np.float64)
+    n_rel = np.array([(gallery_y == q).sum() for q in query_y], dtype=np.float64)
+    return n_rel, rel
+
+
 def _predictions_csv(samples: list[Sample], y: np.ndarray, s: np.ndarray, labels: list[str], *,
-                     aggregated: bool = False) -> str:
+                     aggregated: bool = False, ranked_ids: list[list[str]] | None = None) -> str:
     """Per-sample (or per-group) test predictions: enough to recompute every metric and CI.
 
     Columns: id, patient, group, y:<label>..., score:<label>... . Aggregated tasks write one row
-    per group (id = group). Retrieval writes y:n_relevant and score:rel@1..k.
+    per group (id = group). Retrieval writes y:target (relevant items in the gallery) and
+    rank:1..k, the gallery sample ids in ranked order.
     """
     rows = _group_ids(samples) if aggregated else samples
     y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     y_names = labels if y2.shape[1] == len(labels) else ["target"]
     s2 = np.asarray(s, dtype=np.float64).reshape(len(s), -1)
-    s_names = labels if s2.shape[1] == len(labels) else [str(i) for i in range(s2.shape[1])]
+    if ranked_ids is not None:
+        s_head = [f"rank:{i + 1}" for i in range(s2.shape[1])]
+        cells = ranked_ids
+    else:
+        s_names = labels if s2.shape[1] == len(labels) else [str(i) for i in range(s2.shape[1])]
+        s_head = [f"score:{n}" for n in s_names]
+        cells = [[f"{v:.8g}" for v in ss] for ss in s2]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "patient", "group"] + [f"y:{n}" for n in y_names] + [f"score:{n}" for n in s_names])
-    for smp, yy, ss in zip(rows, y2, s2):
+    w.writerow(["id", "patient", "group"] + [f"y:{n}" for n in y_names] + s_head)
+    for smp, yy, cc in zip(rows, y2, cells):
         ident = (smp.group or smp.id) if aggregated else smp.id
-        w.writerow([ident, smp.patient, smp.group or ""] + ["" if v != v else f"{v:g}" for v in yy]
-                   + [f"{v:.8g}" for v in ss])
+        w.writerow([ident, smp.patient, smp.group or ""] + ["" if v != v else f"{v:g}" for v in yy] + list(cc))
     return buf.getvalue()

@@ -1,0 +1,52 @@
+"""``xrbench score``: score predictions made elsewhere with the suite's own metric code."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from xrbench.errors import ConfigError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score", help="score a predictions file (CSV/JSONL keyed by sample id)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--predictions", required=True, type=Path)
+    p.add_argument("--include", action="append", default=[], metavar="DIR")
+    p.add_argument("--data-root", type=Path)
+    p.add_argument("--limit", type=int, default=None, help="as given to xrbench run, if it was")
+    p.add_argument("--result", type=Path, help="a result JSON whose val-chosen thresholds to use")
+    p.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
+                   help="decision threshold of a binary hard-decision metric (default 0.5)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (as the run's seed)")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xrbench.results.score import score_file
+    from xrbench.tasks.catalog import TaskCatalog
+
+    specs = TaskCatalog(args.include).resolve(args.task)
+    if len(specs) != 1:
+        raise ConfigError("--task must name exactly one task")
+    thresholds = {}
+    if args.result:
+        thresholds.update(json.loads(args.result.read_text()).get("hparams", {}).get("thresholds", {}))
+    for item in args.threshold:
+        name, _, value = item.partition("=")
+        try:
+            thresholds[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"--threshold expects METRIC=NUMBER, got {item!r}") from None
+    values = score_file(specs[0], args.predictions, data_root=args.data_root, limit=args.limit,
+                        thresholds=thresholds, n_boot=args.bootstrap, seed=args.seed)
+    if args.json:
+        print(json.dumps({k: {"value": v, "ci_low": lo, "ci_high": hi} for k, (v, lo, hi) in values.items()},
+                         indent=2))
+    else:
+        for k, (v, lo, hi) in values.items():
+            ci = "" if lo is None else f"  [{lo:.4f}, {hi:.4f}]"
+            print(f"{k:28s} {v:.4f}{ci}")
+    return 0
