@@ -26,6 +26,7 @@ from xrbench.data.demo import demo_root, xrbench_home
 from xrbench.data.labels import apply_uncertainty
 from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, ModelError
+from xrbench.features import distributed as dist
 from xrbench.features.extract import FeatureExtractor
 from xrbench.features.store import FeatureStore
 from xrbench.metrics.evaluate import evaluate, thresholds_on_val
@@ -223,8 +224,9 @@ class Runner:
         tag = f"seed{seed}" + ("" if fraction == 1.0 else f"_lf{fraction:g}")
         out_dir = self.cfg.output / _safe(enc.name) / spec.name
         pred_path = out_dir / f"{tag}.predictions.csv"
-        atomic_write_text(pred_path, _predictions_csv(test, y, s, labels, ranked_ids=ranked_ids,
-                                                      aggregated=spec.aggregate == "group-mean"))
+        if dist.is_main():
+            atomic_write_text(pred_path, _predictions_csv(test, y, s, labels, ranked_ids=ranked_ids,
+                                                          aggregated=spec.aggregate == "group-mean"))
         rec = ResultRecord(
             task=spec.name, task_version=spec.version, family=spec.family, dataset=spec.dataset,
             model=enc.name, weights=enc.weights, weights_sha256=enc.weights_sha256,
@@ -239,7 +241,8 @@ class Runner:
                         "preprocessing": enc.preprocessing(), "n_boot": self.cfg.n_boot,
                         "val_selection_score": res.val_score},
             timings=timings, predictions=pred_path.name)
-        atomic_write_text(out_dir / f"{tag}.json", rec.to_json())
+        if dist.is_main():
+            atomic_write_text(out_dir / f"{tag}.json", rec.to_json())
         return rec
 
     # -- many tasks -------------------------------------------------------------------------
@@ -248,7 +251,8 @@ class Runner:
         for spec in specs:
             self.say(f"[xrbench] {spec.name} ({spec.dataset}, {spec.protocol.name})")
             recs = self.run_task(spec)
-            leaderboard.update(self.cfg.output / "leaderboard.csv", recs)
+            if dist.is_main():
+                leaderboard.update(self.cfg.output / "leaderboard.csv", recs)
             records += recs
         return records
 
