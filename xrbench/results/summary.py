@@ -1,6 +1,8 @@
 """The one-screen table printed at the end of ``xrbench run``."""
 from __future__ import annotations
 
+import numpy as np
+
 from xrbench.results.record import ResultRecord
 
 
@@ -9,11 +11,19 @@ def _num(v) -> str:
 
 
 def summary_table(records: list[ResultRecord]) -> str:
-    head = f"{'task':26s} {'model':28s} {'metric':14s} {'value':>6s}  {'95% CI':15s} {'n_test':>6s} {'lf':>5s} {'data':14s} {'weights'}"
-    lines = [head, "-" * len(head)]
+    """One line per (task, label fraction); several seeds show mean ± sd and the first seed's CI."""
+    groups: dict[tuple, list[ResultRecord]] = {}
     for r in records:
-        p = r.primary
-        lines.append(f"{r.task:26s} {r.model[:28]:28s} {r.primary_metric[:14]:14s} {_num(p.value):>6s}  "
-                     f"[{_num(p.ci_low)}, {_num(p.ci_high)}] {r.n['test']:>6d} {r.label_fraction:>5g} "
-                     f"{r.data:14s} {r.weights}")
+        groups.setdefault((r.task, r.model, r.label_fraction), []).append(r)
+    head = (f"{'task':24s} {'model':27s} {'metric':12s} {'value':>13s}  {'95% CI':16s} {'n_test':>6s} "
+            f"{'lf':>5s} {'data':14s} weights")
+    lines = [head, "-" * len(head)]
+    for (task, model, lf), recs in groups.items():
+        first = recs[0]
+        vals = np.array([r.primary.value for r in recs], dtype=float)
+        value = _num(vals.mean()) + (f" ± {vals.std(ddof=1):.3f}" if len(recs) > 1 else "")
+        p = first.primary
+        lines.append(f"{task:24s} {model[:27]:27s} {first.primary_metric[:12]:12s} {value:>13s}  "
+                     f"[{_num(p.ci_low)}, {_num(p.ci_high)}] {first.n['test']:>6d} {lf:>5g} "
+                     f"{first.data:14s} {first.weights}")
     return "\n".join(lines)
