@@ -21,8 +21,9 @@ import numpy as np
 import xrbench.data.datasets  # noqa: F401  (registers loaders)
 import xrbench.metrics  # noqa: F401  (registers metrics)
 import xrbench.protocols  # noqa: F401  (registers protocols)
-from xrbench.data.base import DatasetLoader
-from xrbench.data.demo import demo_root, xrbench_home
+from xrbench.atomic import atomic_write_text
+from xrbench.data.base import DatasetLoader, manifest_hash
+from xrbench.data.demo import dataset_root, xrbench_home
 from xrbench.data.labels import apply_uncertainty
 from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, ModelError
@@ -34,7 +35,7 @@ from xrbench.models.base import Encoder
 from xrbench.protocols.base import Split
 from xrbench.registry import DATASETS, METRICS, PROTOCOLS
 from xrbench.results import leaderboard
-from xrbench.results.record import MetricValue, ResultRecord, atomic_write_text, environment
+from xrbench.results.record import MetricValue, ResultRecord, environment
 from xrbench.tasks.schema import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,7 @@ def resolve_root(dataset: str, cfg: RunConfig) -> tuple[Path, bool]:
     """(root, synthetic): explicit per-dataset root, DIR/<dataset>, DIR itself, or the demo."""
     if dataset in cfg.data_roots:
         return cfg.data_roots[dataset], False
-    if cfg.data_root is not None:
-        sub = cfg.data_root / dataset
-        return (sub if sub.is_dir() else cfg.data_root), False
-    return demo_root(dataset), True
+    return dataset_root(dataset, cfg.data_root), cfg.data_root is None
 
 
 def _matches(sample: Sample, where: dict) -> bool:
@@ -162,7 +160,9 @@ class Runner:
             rows = task_rows(spec, full, split, loader)
             samples[split] = [full[i] for i in rows]
             feats[split] = np.asarray(arr[rows], dtype=np.float32)
-        return TaskData(samples, feats, loader.manifest_hash(), synthetic)
+        # the hash of what was actually evaluated (after --limit and the task's row selection)
+        used = samples["train"] + samples["val"] + samples["test"]
+        return TaskData(samples, feats, manifest_hash(used, loader.root), synthetic)
 
     # -- one task ---------------------------------------------------------------------------
     def run_task(self, spec: TaskSpec) -> list[ResultRecord]:

@@ -84,6 +84,16 @@ class DatasetLoader(ABC):
         samples = self.samples() if split is None else self.split(split)
         return manifest_hash(samples, self.root)
 
+    def report_extra(self) -> dict[str, int | list[str]]:
+        """Loader-specific counts that ``xrbench data check`` prints after loading (optional hook).
+
+        Override to report what the loader set aside by a documented policy, e.g.
+        ``{"unlabelled": [ids of images without a CSV row]}``; values are ints or lists of strings.
+        A non-empty ``missing`` entry (rows of the dataset files whose image is absent, so that no
+        sample could be built for them) makes the check fail.
+        """
+        return {}
+
     def image_manifest_hash(self, samples: list[Sample]) -> str:
         """Hash of the images only (ids, relative paths, file sizes): the feature-cache key."""
         h = hashlib.sha256()

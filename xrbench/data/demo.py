@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from xrbench.atomic import publish_dir
 from xrbench.registry import DATASETS
 
 #: bump when any phantom or writer changes, so stale demo folders are not reused
@@ -40,7 +41,7 @@ def demo_root(dataset: str, *, seed: int = 0, quiet: bool = False) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
     try:
         loader.write_demo(tmp, n=n, seed=seed)
-        os.replace(tmp, root)
+        publish_dir(tmp, root)
     except OSError:
         if root.is_dir():  # a concurrent process finished first
             shutil.rmtree(tmp, ignore_errors=True)
@@ -50,3 +51,12 @@ def demo_root(dataset: str, *, seed: int = 0, quiet: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
+
+
+def dataset_root(name: str, root: Path | None) -> Path:
+    """Where dataset ``name`` lives: ``root/<name>`` when that folder exists (the ``--data-root DIR``
+    convention), else ``root`` itself; the synthetic demo folder when ``root`` is None."""
+    if root is None:
+        return demo_root(name)
+    root = Path(root).expanduser()
+    return root / name if (root / name).is_dir() else root

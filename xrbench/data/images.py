@@ -6,14 +6,13 @@ image. PNG/JPG/BMP keep their bit depth (8 or 16 bit) when scaled to [0, 1].
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from xrbench.atomic import atomic_write_bytes
 from xrbench.errors import DataError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -137,21 +136,6 @@ def _minmax(arr: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _to_uint(img01: np.ndarray, bits: int) -> np.ndarray:

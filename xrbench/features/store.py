@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from xrbench.atomic import publish_dir
 
 KINDS = ("global", "patches")
 
@@ -55,7 +56,7 @@ class FeatureStore:
             if final.exists():  # another process won the race: theirs is as good as ours
                 shutil.rmtree(tmp)
                 return
-            os.replace(tmp, final)
+            publish_dir(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

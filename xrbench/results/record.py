@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+
+from xrbench.atomic import atomic_write_text  # noqa: F401  (re-exported for callers)
 
 SCHEMA_VERSION = 1
 
@@ -68,19 +68,6 @@ def _jsonable(o):
     if hasattr(o, "item"):
         return o.item()
     return str(o)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @lru_cache(maxsize=1)
