@@ -1,0 +1,359 @@
+"""MIMIC-CXR-JPG v2.x with the MIMIC-CXR free-text reports: images, CheXpert labels, official split.
+
+The reports are a separate PhysioNet download (``mimic-cxr-reports.zip``, one ``s<study>.txt`` per
+study next to the study folder); they are split into sections with the logic of the official
+``txt/section_parser.py`` of MIT-LCP/mimic-cxr.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xrbench.data.base import DatasetLoader, patient_split
+from xrbench.data.images import atomic_write_bytes, write_raster
+from xrbench.data.labels import parse_chexpert_value
+from xrbench.data.paths import locate_root, safe_join
+from xrbench.data.sample import Sample
+from xrbench.data.tables import find_file, read_table, resolve_columns
+from xrbench.errors import ConfigError, DataError
+from xrbench.registry import DATASETS
+
+#: the 14 label columns of ``mimic-cxr-2.0.0-chexpert.csv`` (alphabetical, as in the file)
+LABELS = (
+    "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Enlarged Cardiomediastinum", "Fracture",
+    "Lung Lesion", "Lung Opacity", "No Finding", "Pleural Effusion", "Pleural Other", "Pneumonia",
+    "Pneumothorax", "Support Devices",
+)
+METADATA = "mimic-cxr-2.0.0-metadata.csv"
+CHEXPERT = "mimic-cxr-2.0.0-chexpert.csv"
+SPLIT = "mimic-cxr-2.0.0-split.csv"
+_SPLITS = {"train": "train", "validate": "val", "test": "test"}
+_REPORT_DIRS = ("mimic-cxr-reports/files", "files")
+#: the header of the official metadata file
+METADATA_HEADER = ("dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows",
+                   "Columns", "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning",
+                   "ViewCodeSequence_CodeMeaning", "PatientOrientationCodeSequence_CodeMeaning")
+#: the demo states this as the original DICOM size (Rows/Columns); its JPGs are smaller, as a resized mirror's
+DEMO_ORIGINAL_SIZE = 2048
+_INDICATIONS = ("___ with shortness of breath.", "___ year old with cough and fever, evaluate for pneumonia.",
+                "___ with chest pain.", "Evaluate for interval change.", "___ with hypoxia.",
+                "Preoperative evaluation.", "___ with dyspnea on exertion, assess for edema.")
+
+
+@DATASETS.register("mimic-cxr")
+class MIMICCXR(DatasetLoader):
+    """MIMIC-CXR-JPG (images, ``-metadata``, ``-chexpert`` and ``-split`` CSVs, ``.csv`` or ``.csv.gz``).
+
+    Root: the folder holding the CSVs and ``files/`` (e.g. ``physionet.org/files/mimic-cxr-jpg/2.0.0``)
+    or its parent. Splits: the official ``split`` column (``validate`` -> ``val``).
+    Labels: the per-study CheXpert labels, raw (1 / 0 / -1 uncertain / NaN), on every image of the
+    study; a study missing from the labels file gets no labels. ``group`` is the study id.
+    Policy ``views``: only images whose ``ViewPosition`` is listed are loaded (default the frontal
+    ``PA``/``AP``; ``"all"`` keeps every image, blank view included).
+    Reports: from ``reports_root`` (a folder holding ``files/``, or ``files/`` itself) or, when not
+    given, the first of ``mimic-cxr-reports/files`` and ``files`` (below the root or the dataset
+    folder) that holds them; ``text`` maps section name -> whitespace-normalised text and is empty
+    where no report exists.
+    """
+
+    name = "mimic-cxr"
+    anatomy = "chest"
+    title = "MIMIC-CXR-JPG with MIMIC-CXR reports"
+    source = "https://physionet.org/content/mimic-cxr-jpg/"
+    licence = "PhysioNet Credentialed Health Data License 1.5.0 (credentialed access, DUA)"
+    label_names = LABELS
+    options_spec = {"views": (("PA", "AP"), None), "reports_root": (None, None)}
+    demo_size = 160
+
+    def load(self) -> list[Sample]:
+        views = _views(self.options["views"])
+        folder = locate_root(self.root, METADATA, METADATA + ".gz")
+        labels = _read_labels(find_file(folder, CHEXPERT))
+        splits = _read_split(find_file(folder, SPLIT))
+        path = find_file(folder, METADATA)
+        df = read_table(path)
+        cols = resolve_columns(df, path, ("dicom_id", "subject_id", "study_id", "ViewPosition"))
+        rows = []
+        for i, rec in enumerate(df.to_dict("records")):
+            line = i + 2
+            view = rec[cols["ViewPosition"]]
+            view = view.strip() if isinstance(view, str) and view.strip() else None
+            if views is not None and (view or "").upper() not in views:
+                continue
+            dicom = _cell(rec[cols["dicom_id"]], path, line, "dicom_id")
+            subject = _digits(rec[cols["subject_id"]], path, line, "subject_id")
+            study = _digits(rec[cols["study_id"]], path, line, "study_id")
+            if dicom not in splits:
+                raise DataError(f"dicom_id {dicom} has no row in {SPLIT}", path=path, row=line)
+            rel = f"files/p{subject[:2]}/p{subject}/s{study}/{dicom}.jpg"
+            rows.append((dicom, subject, study, view, safe_join(folder, rel, source=path, row=line)))
+        reports = self._reports_dir(folder, [(r[1], r[2]) for r in rows])
+        texts: dict[str, dict[str, str]] = {}
+        samples = []
+        for dicom, subject, study, view, image in rows:
+            if study not in texts:
+                texts[study] = _read_report(reports, subject, study) if reports else {}
+            samples.append(Sample(id=dicom, image=image, patient=subject, split=splits[dicom],
+                                  labels=dict(labels.get((subject, study), {})), text=dict(texts[study]),
+                                  group=study, meta={"view": view}))
+        return samples
+
+    def _reports_dir(self, folder: Path, studies: list[tuple[str, str]]) -> Path | None:
+        """The ``files/`` folder that holds the reports, or None when none is found."""
+        given = self.options["reports_root"]
+        if given is not None:
+            base = Path(given).expanduser()
+            if not base.is_dir():
+                raise DataError("reports_root does not exist", path=base)
+            return base / "files" if (base / "files").is_dir() else base
+        candidates = [b / d for b in dict.fromkeys([self.root, folder]) for d in _REPORT_DIRS]
+        probes = studies[:20]
+        for cand in candidates:
+            if any(_report_path(cand, subject, study).is_file() for subject, study in probes):
+                return cand
+        return None
+
+    @classmethod
+    def write_demo(cls, dest: Path, *, n: int, seed: int) -> None:
+        """Synthetic MIMIC-CXR-JPG: phantom studies (some with a lateral), the three CSVs as ``.csv.gz``
+        and official-style reports in a separate ``mimic-cxr-reports/files`` tree."""
+        from xrbench.data.datasets.chexpert import DEMO_PREVALENCE
+        from xrbench.data.phantom.chest import generate_chest
+
+        n_lateral = max(1, n // 10)
+        write_demo_tree(Path(dest), generate_chest(n - n_lateral, seed=seed, prevalence=DEMO_PREVALENCE),
+                        seed=seed, n_lateral=n_lateral)
+
+
+@dataclass(frozen=True)
+class DemoImage:
+    """One frontal image of a demo tree, for writers that annotate it further (MS-CXR)."""
+
+    dicom_id: str
+    subject: str
+    study: str
+    split: str  # train / val / test
+    case: object  # the phantom ChestCase drawn
+
+    @property
+    def path(self) -> str:
+        return f"files/p{self.subject[:2]}/p{self.subject}/s{self.study}/{self.dicom_id}.jpg"
+
+
+def write_demo_tree(dest: Path, cases: list, *, seed: int, n_lateral: int = 0) -> list[DemoImage]:
+    """Write phantom cases as MIMIC-CXR-JPG + reports under ``dest``: one study per case.
+
+    ``n_lateral`` studies also get a ``LATERAL`` image (the frontal flipped and cropped). Labels are
+    what the CheXpert labeller would read in the report; the split is patient-disjoint.
+    """
+    from xrbench.data.datasets.chexpert import lateral_standin, report_labels
+
+    rng = np.random.default_rng(seed)
+    subjects = _unique_ids(rng, 10_000_000, len({c.patient for c in cases}))
+    subject = dict(zip(dict.fromkeys(c.patient for c in cases), subjects))
+    studies = _unique_ids(rng, 50_000_000, len(cases))
+    split = patient_split(subjects, seed=seed, val=0.15, test=0.25, salt="mimic-cxr-demo")
+    laterals = set(rng.choice(len(cases), size=min(n_lateral, len(cases)), replace=False).tolist())
+    seen: set[str] = set()
+    meta, labels, splits, out = [], [], [], []
+    for i, (case, study) in enumerate(zip(cases, studies)):
+        sub = subject[case.patient]
+        img = DemoImage(_dicom_id(rng), sub, study, split[sub], case)
+        views = [(img.dicom_id, case.view, case.image)]
+        if i in laterals:
+            views.append((_dicom_id(rng), "LATERAL", lateral_standin(case.image)))
+        exam = "CHEST (PA AND LAT)" if case.view == "PA" else "CHEST (PORTABLE AP)"
+        date = f"21{rng.integers(10, 90)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}"
+        hms = rng.integers(0, (24, 60, 60, 1000))
+        time = f"{hms[0]:02d}{hms[1]:02d}{hms[2]:02d}.{hms[3]:03d}"
+        for dicom, view, pixels in views:
+            write_raster(dest / f"files/p{sub[:2]}/p{sub}/s{study}/{dicom}.jpg", pixels)
+            meaning = {"PA": "postero-anterior", "AP": "antero-posterior", "LATERAL": "lateral"}[view]
+            meta.append([dicom, sub, study, exam, view, DEMO_ORIGINAL_SIZE, DEMO_ORIGINAL_SIZE, date, time, exam,
+                         meaning, "Erect" if view != "AP" else ""])
+            splits.append([dicom, study, sub, "validate" if img.split == "val" else img.split])
+        cells = report_labels(case)
+        labels.append([sub, study, *(cells[n] for n in LABELS)])
+        report = _report(case, exam, rng, prior=sub in seen)
+        seen.add(sub)
+        atomic_write_bytes(dest / f"mimic-cxr-reports/files/p{sub[:2]}/p{sub}/s{study}.txt", report.encode())
+        out.append(img)
+    _write_gz(dest / (METADATA + ".gz"), METADATA_HEADER, meta)
+    _write_gz(dest / (CHEXPERT + ".gz"), ("subject_id", "study_id", *LABELS), labels)
+    _write_gz(dest / (SPLIT + ".gz"), ("dicom_id", "study_id", "subject_id", "split"), splits)
+    return out
+
+
+def _unique_ids(rng: np.random.Generator, base: int, n: int) -> list[str]:
+    """``n`` distinct 8-digit ids from ``base`` (subjects 1xxxxxxx, studies 5xxxxxxx)."""
+    ids: dict[int, None] = {}
+    while len(ids) < n:
+        ids[base + int(rng.integers(0, 10_000_000))] = None
+    return [str(i) for i in ids]
+
+
+def _dicom_id(rng: np.random.Generator) -> str:
+    return "-".join(rng.bytes(4).hex() for _ in range(5))
+
+
+def _report(case, exam: str, rng: np.random.Generator, *, prior: bool) -> str:
+    """The case's report in the official layout: ``FINAL REPORT``, `` HEADER:`` lines, 79-char lines."""
+    def para(text: str) -> list[str]:
+        return [" " + line for line in textwrap.wrap(" ".join(text.split()), width=78)]
+
+    technique = "Chest PA and lateral views." if "PA" in exam else "Single portable AP view of the chest."
+    lines = [" " * 33 + "FINAL REPORT", f" EXAMINATION:  {exam}", " ",
+             *para(f"INDICATION:  {_INDICATIONS[int(rng.integers(len(_INDICATIONS)))]}"), " ",
+             f" TECHNIQUE:  {technique}", " ",
+             f" COMPARISON:  {'___.' if prior else 'None.'}", " ",
+             " FINDINGS: ", " ", *para(case.report.get("findings", "")), " ",
+             " IMPRESSION: ", " ", *para(case.report.get("impression", ""))]
+    return "\n".join(lines) + "\n"
+
+
+def _write_gz(path: Path, header: tuple[str, ...], rows: list[list]) -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([list(header), *rows])
+    atomic_write_bytes(path, gzip.compress(buf.getvalue().encode(), mtime=0))
+
+
+def _views(value) -> frozenset[str] | None:
+    if isinstance(value, str):
+        if value.strip().lower() == "all":
+            return None
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"dataset 'mimic-cxr': option views={value!r}; expected 'all' or a list of "
+                          "ViewPosition values such as ['PA', 'AP']")
+    return frozenset(v.strip().upper() for v in value)
+
+
+def _cell(value, path: Path, line: int, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DataError("is blank", path=path, row=line, field=field)
+    return value.strip()
+
+
+def _digits(value, path: Path, line: int, field: str) -> str:
+    """An id such as subject_id/study_id as its digits (``10000032``; ``10000032.0`` from a float)."""
+    text = _cell(value, path, line, field)
+    m = re.fullmatch(r"(\d+)(?:\.0+)?", text)
+    if m is None:
+        raise DataError(f"{text!r}; expected a numeric id", path=path, row=line, field=field)
+    return m.group(1)
+
+
+def _read_labels(path: Path) -> dict[tuple[str, str], dict[str, float]]:
+    df = read_table(path)
+    cols = resolve_columns(df, path, ("subject_id", "study_id", *LABELS))
+    out = {}
+    for i, rec in enumerate(df.to_dict("records")):
+        line = i + 2
+        key = (_digits(rec[cols["subject_id"]], path, line, "subject_id"),
+               _digits(rec[cols["study_id"]], path, line, "study_id"))
+        out[key] = {n: parse_chexpert_value(rec[cols[n]], path=path, row=line, field=n) for n in LABELS}
+    return out
+
+
+def _read_split(path: Path) -> dict[str, str]:
+    df = read_table(path)
+    cols = resolve_columns(df, path, ("dicom_id", "split"))
+    out = {}
+    for i, rec in enumerate(df.to_dict("records")):
+        value = _cell(rec[cols["split"]], path, i + 2, "split")
+        if value not in _SPLITS:
+            raise DataError(f"{value!r}; expected one of {list(_SPLITS)}", path=path, row=i + 2, field="split")
+        out[_cell(rec[cols["dicom_id"]], path, i + 2, "dicom_id")] = _SPLITS[value]
+    return out
+
+
+def _report_path(files: Path, subject: str, study: str) -> Path:
+    return files / f"p{subject[:2]}" / f"p{subject}" / f"s{study}.txt"
+
+
+def _read_report(files: Path, subject: str, study: str) -> dict[str, str]:
+    path = _report_path(files, subject, study)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    return section_text(text)
+
+
+# --------------------------------------------------------------------------- report sections
+# The logic of MIT-LCP/mimic-cxr txt/section_parser.py (section_text, normalize_section_names) and
+# txt/create_section_files.py (the last occurrence of a section name wins).
+
+_HEADER = re.compile(r"\n ([A-Z ()/,-]+):\s")
+#: frequent header spellings -> section name (the official table, typos included)
+_SECTION_NAMES = {
+    "comparisons": "comparison", "clinical history": "history", "reason for examination": "indication",
+    "reason for exam": "indication", "clinical information": "history", "exam": "examination",
+    "clinical indication": "indication", "conclusion": "impression", "chest, two views": "findings",
+    "recommendation(s)": "recommendations", "type of examination": "examination",
+    "reference exam": "comparison", "patient history": "history", "comparison exam": "comparison",
+    "findings and impression": "impression", "comparison film": "comparison",
+    "findings/impression": "impression", "pfi": "history", "recommendation": "recommendations",
+    "wetread": "wet read", "ndication": "impression", "impresson": "impression",
+    "imprression": "impression", "imoression": "impression", "impressoin": "impression",
+    "imprssion": "impression", "impresion": "impression", "imperssion": "impression",
+    "mpression": "impression", "impession": "impression", "findings/ impression": "impression",
+    "finding": "findings", "findins": "findings", "findindgs": "findings", "findgings": "findings",
+    "findngs": "findings", "findnings": "findings", "finidngs": "findings", "idication": "indication",
+    "reference findings": "findings", "comparision": "comparison", "comparsion": "comparison",
+    "comparrison": "comparison", "comparisions": "comparison",
+}
+_MAIN_SECTIONS = ("impression", "findings", "history", "comparison", "addendum")
+_FINDINGS_LIKE = re.compile(
+    "(chest|portable|pa and lateral|lateral and pa|ap and lateral|lateral and ap|frontal and|two views|"
+    "frontal view|pa view|ap view|one view|lateral view|bone window|frontal upright|frontal semi-upright|"
+    "ribs|pa and lat)")
+
+
+def _section_name(raw: str) -> str:
+    name = raw.lower().strip()
+    if name in _SECTION_NAMES:
+        return _SECTION_NAMES[name]
+    main = next((m for m in _MAIN_SECTIONS if m in name), None)
+    if main is not None:
+        return main
+    return "findings" if _FINDINGS_LIKE.search(name) else name
+
+
+def section_text(text: str) -> dict[str, str]:
+    """Report sections by name, as the official MIMIC-CXR parser splits them.
+
+    Headers are ``\\n <UPPER CASE>:``; the text before the first is ``preamble``; a report without
+    headers is ``full report``; empty findings/impression sections are dropped; a report with
+    neither gets its last paragraph as ``last_paragraph``. When a name occurs twice, the last wins.
+    Values are whitespace-normalised.
+    """
+    sections: list[tuple[str, str]] = []
+    m = _HEADER.search(text)
+    if m is None:
+        sections.append(("full report", text))
+    else:
+        sections.append(("preamble", text[:m.start(1)]))
+        while m is not None:
+            name, start = m.group(1), m.end()
+            skip = text[start:].find("\n")  # the official parser skips to the next line
+            m = _HEADER.search(text, start + max(skip, 0))
+            sections.append((_section_name(name), text[start:m.start() if m else len(text)]))
+    sections = [(n, t) for n, t in sections if not (n in ("findings", "impression") and not t.strip())]
+    names = [n for n, _ in sections]
+    if "findings" not in names and "impression" not in names and "\n \n" in sections[-1][1]:
+        name, last = sections[-1]
+        first, *rest = last.split("\n \n")
+        sections[-1] = (name, first)
+        sections.append(("last_paragraph", "\n \n".join(rest)))
+    out: dict[str, str] = {}
+    for name, body in sections:
+        out[name] = " ".join(body.split())
+    return {k: v for k, v in out.items() if v}
