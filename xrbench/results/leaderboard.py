@@ -1,19 +1,30 @@
-"""The leaderboard CSV: one row per (model, weights, task, label fraction), provenance included."""
+"""The leaderboard CSV: one row per (model, weights, task, label fraction), provenance included.
+
+The column order is a contract (docs/results.md): the first 21 columns are those of the first
+release, later columns are only ever appended. Several seeds of one key fold into one row: the
+value is the mean over seeds, ``sd`` their standard deviation, the CI the mean of the per-seed
+CI bounds; a column whose value differs between seeds lists the per-seed values joined by ';'.
+"""
 from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
-from xrbench.results.record import ResultRecord, atomic_write_text
+from xrbench.atomic import atomic_write_text
+from xrbench.results.record import ResultRecord
 
 COLUMNS = ["task", "task_version", "model", "weights", "metric", "direction", "value", "ci_low",
            "ci_high", "n_train", "n_val", "n_test", "seed", "label_fraction", "data",
-           "xrbench_version", "git_sha", "dataset_hash", "config_hash", "device", "seconds"]
+           "xrbench_version", "git_sha", "dataset_hash", "config_hash", "device", "seconds",
+           # appended in schema 2 (xrbench leaderboard / compare)
+           "family", "dataset", "weights_sha256", "n_seeds", "sd", "torch", "cuda"]
 KEY = ("model", "weights", "task", "label_fraction")
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
+    """A CSV cell: '' for missing/NaN, 6 significant digits for floats."""
     if v is None:
         return ""
     if isinstance(v, float):
@@ -21,17 +32,78 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def row_of(rec: ResultRecord) -> dict[str, str]:
-    p = rec.primary
-    return {k: _fmt(v) for k, v in {
-        "task": rec.task, "task_version": rec.task_version, "model": rec.model, "weights": rec.weights,
-        "metric": rec.primary_metric, "direction": rec.direction, "value": p.value, "ci_low": p.ci_low,
-        "ci_high": p.ci_high, "n_train": rec.n.get("train"), "n_val": rec.n.get("val"),
-        "n_test": rec.n.get("test"), "seed": rec.seed, "label_fraction": rec.label_fraction,
-        "data": rec.data, "xrbench_version": rec.provenance.get("xrbench_version"),
-        "git_sha": rec.provenance.get("git_sha"), "dataset_hash": rec.dataset_hash,
-        "config_hash": rec.config_hash, "device": rec.provenance.get("device"),
-        "seconds": round(float(rec.timings.get("total_s", 0.0)), 2)}.items()}
+def num(text: str | None) -> float:
+    """A CSV cell as a float; NaN when empty or not a number."""
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def key_of(row: dict[str, str]) -> tuple[str, ...]:
+    """The row key, with the label fraction normalised ('1.0' and '1' are one key)."""
+    return tuple(fmt(num(row.get(k))) if k == "label_fraction" else row.get(k, "") for k in KEY)
+
+
+def _mean(vals: list[float]) -> float:
+    vals = [v for v in vals if v == v]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def _sd(vals: list[float]) -> float:
+    vals = [v for v in vals if v == v]
+    if len(vals) < 2:
+        return math.nan
+    m = sum(vals) / len(vals)
+    return math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def _per_seed(values: list) -> str:
+    """One value when all seeds agree, else the per-seed values joined by ';'."""
+    cells = [fmt(v) for v in values]
+    return cells[0] if len(set(cells)) == 1 else ";".join(cells)
+
+
+def row_of(records: list[ResultRecord]) -> dict[str, str]:
+    """The CSV row of the records of one key (one record per seed), sorted by seed."""
+    recs = sorted(records, key=lambda r: r.seed)
+    first = recs[0]
+    prov = [r.provenance for r in recs]
+    return {
+        "task": first.task, "task_version": fmt(first.task_version), "model": first.model,
+        "weights": first.weights, "metric": first.primary_metric, "direction": first.direction,
+        "value": fmt(_mean([r.primary.value for r in recs])),
+        "ci_low": fmt(_mean([_nan(r.primary.ci_low) for r in recs])),
+        "ci_high": fmt(_mean([_nan(r.primary.ci_high) for r in recs])),
+        "n_train": _per_seed([r.n.get("train") for r in recs]),
+        "n_val": _per_seed([r.n.get("val") for r in recs]),
+        "n_test": _per_seed([r.n.get("test") for r in recs]),
+        "seed": ";".join(str(r.seed) for r in recs), "label_fraction": fmt(float(first.label_fraction)),
+        "data": _per_seed([r.data for r in recs]),
+        "xrbench_version": _per_seed([p.get("xrbench_version") for p in prov]),
+        "git_sha": _per_seed([p.get("git_sha") for p in prov]),
+        "dataset_hash": _per_seed([r.dataset_hash for r in recs]),
+        "config_hash": _per_seed([r.config_hash for r in recs]),
+        "device": _per_seed([p.get("device") for p in prov]),
+        "seconds": fmt(round(sum(float(r.timings.get("total_s", 0.0)) for r in recs), 2)),
+        "family": first.family, "dataset": first.dataset,
+        "weights_sha256": _per_seed([r.weights_sha256 for r in recs]),
+        "n_seeds": str(len(recs)), "sd": fmt(_sd([r.primary.value for r in recs])),
+        "torch": _per_seed([p.get("torch") for p in prov]),
+        "cuda": _per_seed([p.get("cuda") for p in prov]),
+    }
+
+
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def rows_of(records: list[ResultRecord]) -> list[dict[str, str]]:
+    """One row per key; the records of a key are its seeds."""
+    groups: dict[tuple, list[ResultRecord]] = {}
+    for rec in records:
+        groups.setdefault((rec.model, rec.weights, rec.task, fmt(float(rec.label_fraction))), []).append(rec)
+    return [row_of(g) for g in groups.values()]
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -41,19 +113,27 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+def sort_key(row: dict[str, str]) -> tuple:
+    return (row.get("task", ""), row.get("model", ""), row.get("weights", ""), num(row.get("label_fraction")))
+
+
+def to_csv(rows: list[dict[str, str]]) -> str:
+    """The canonical CSV text: COLUMNS in order, rows sorted by (task, model, weights, fraction)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", restval="", lineterminator="\n")
     w.writeheader()
-    for r in sorted(rows, key=lambda r: (r["task"], r["model"], r["weights"], r["label_fraction"])):
+    for r in sorted(rows, key=sort_key):
         w.writerow(r)
-    atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    atomic_write_text(path, to_csv(rows))
 
 
 def update(path: Path, records: list[ResultRecord]) -> None:
-    """Insert or replace the rows of ``records`` in the CSV at ``path`` (atomic)."""
-    rows = {tuple(r.get(k, "") for k in KEY): r for r in read_rows(path)}
-    for rec in records:
-        r = row_of(rec)
-        rows[tuple(r[k] for k in KEY)] = r
+    """Insert or replace the rows of ``records`` (seeds of one key fold into one row), atomically."""
+    rows = {key_of(r): r for r in read_rows(path)}
+    for r in rows_of(records):
+        rows[key_of(r)] = r
     write_rows(path, list(rows.values()))

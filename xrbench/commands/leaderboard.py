@@ -1,0 +1,36 @@
+"""``xrbench leaderboard``: merge result records and leaderboard CSVs into CSV / Markdown / HTML."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("leaderboard", help="merge results of several runs into one leaderboard",
+                       description="Merge result records (JSON files, folders searched recursively) and "
+                                   "leaderboard CSVs into one table. Refuses (exit 2) to mix results of a "
+                                   "task whose version, dataset hash, config hash or data kind differ.")
+    p.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
+                   help="result folder, record .json or leaderboard .csv (repeatable)")
+    p.add_argument("-o", "--output", action="append", type=Path, required=True, metavar="FILE",
+                   help="output file; its suffix picks the format: .csv, .md, .html (repeatable)")
+    p.add_argument("--title", default="xrbench leaderboard", help="title of the Markdown/HTML page")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xrbench.results import export
+    from xrbench.results.merge import load
+
+    for out in args.output:
+        export.check_suffix(out)  # before any reading: a typo costs nothing
+    entries = load(args.results)
+    rows = [e.row for e in entries]
+    for out in args.output:
+        export.write(rows, out, args.title)
+        print(f"wrote {out}")
+    tasks = {r["task"] for r in rows}
+    models = {(r["model"], r["weights"]) for r in rows}
+    print(f"{len(rows)} rows: {len(models)} model(s) x {len(tasks)} task(s), from "
+          f"{sum(len(e.sources) for e in entries)} source(s)")
+    return 0

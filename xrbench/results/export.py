@@ -1,0 +1,31 @@
+"""Writing leaderboard rows to a file whose suffix picks the format: .csv, .md, .html."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from xrbench.results.html import leaderboard_html
+from xrbench.results.leaderboard import to_csv
+from xrbench.results.markdown import leaderboard_markdown
+from xrbench.results.merge import ResultsError
+from xrbench.atomic import atomic_write_text
+
+FORMATS = (".csv", ".md", ".html")
+
+
+def check_suffix(path: Path) -> None:
+    if Path(path).suffix.lower() not in FORMATS:
+        raise ResultsError(f"{path}: unknown leaderboard format '{Path(path).suffix}'; the suffix of -o "
+                           f"picks it: {', '.join(FORMATS)}")
+
+
+def render(rows: list[dict[str, str]], suffix: str, title: str) -> str:
+    if suffix == ".csv":
+        return to_csv(rows)
+    if suffix == ".md":
+        return leaderboard_markdown(rows, title)
+    return leaderboard_html(rows, title)
+
+
+def write(rows: list[dict[str, str]], path: Path, title: str = "xrbench leaderboard") -> None:
+    check_suffix(path)
+    atomic_write_text(Path(path), render(rows, Path(path).suffix.lower(), title))
