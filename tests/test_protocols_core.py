@@ -68,3 +68,18 @@ def test_weight_decay_is_chosen_on_val_only():
     LinearProbe(weight_decays=[1e-4, 1e-2, 1.0]).run(Split(x[:150], y[:150]), Split(x[150:200], y[150:200]),
                                                      x[200:], task="multilabel", n_out=3, select=spy)
     assert seen == [50, 50, 50]  # the selector only ever sees val
+
+
+def test_ridge_recovers_a_linear_target_and_clips_extrapolation():
+    from xrbench.protocols.ridge import Ridge
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 20)).astype(np.float32)
+    y = x @ rng.normal(size=20) * 10 + 100
+    sel = lambda yv, s: -float(np.mean(np.abs(yv - s[:, 0])))  # noqa: E731
+    res = Ridge().run(Split(x[:300], y[:300]), Split(x[300:400], y[300:400]), x[400:], task="regression",
+                      n_out=1, select=sel)
+    assert np.mean(np.abs(res.test_scores[:, 0] - y[400:])) < 0.15 * np.std(y)
+    far = Ridge().run(Split(x[:300], y[:300]), Split(x[300:400], y[300:400]), x[400:] * 50,
+                      task="regression", n_out=1, select=sel)
+    assert far.test_scores.min() >= y[:300].min() and far.test_scores.max() <= y[:300].max()
