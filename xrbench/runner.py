@@ -187,10 +187,11 @@ class Runner:
                 keep = (np.arange(len(ys["train"])) if kind == "retrieval"  # the gallery is never subsampled
                         else subsample_patients(data.samples["train"], ys["train"], fraction, seed))
                 proto = PROTOCOLS.get(spec.protocol.name)(**spec.protocol.args)
+                device = probe_device(self.cfg.device, data.features["train"][keep].size)
                 res = proto.run(Split(data.features["train"][keep], ys["train"][keep]),
                                 Split(data.features["val"], ys["val"]), data.features["test"],
-                                task=kind, n_out=n_out, select=select, seed=seed,
-                                device=self.cfg.device)
+                                task=kind, n_out=n_out, select=select, seed=seed, device=device)
+                res.hparams["probe_device"] = device
                 fit_s = time.perf_counter() - t1
                 rec = self._score(spec, data, ys, res, labels, seed, fraction, keep,
                                   {"extract_s": round(extract_s, 3), "fit_s": round(fit_s, 3),
@@ -259,6 +260,16 @@ class Runner:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+#: below this many feature values a head trains faster on the CPU than on a GPU (L-BFGS line
+#: searches synchronise with the host at every step; measured in docs/benchmarks.md)
+PROBE_GPU_MIN = 4_000_000
+
+
+def probe_device(device: str, n_values: int) -> str:
+    """The extraction device for large training sets, the CPU for small ones."""
+    return device if device.startswith("cuda") and n_values >= PROBE_GPU_MIN else "cpu"
 
 
 def task_rows(spec: TaskSpec, samples: list[Sample], split: str, loader: DatasetLoader) -> list[int]:

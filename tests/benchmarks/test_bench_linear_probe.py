@@ -28,15 +28,21 @@ def data():
     return x[:N], y[:N], x[N:], y[N:]
 
 
-def test_torch_lbfgs_probe(benchmark, data):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_torch_lbfgs_probe(benchmark, data, device):
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
     xtr, ytr, xte, yte = data
-    xt = torch.as_tensor(xtr)
+    xt = torch.as_tensor(xtr, device=device)
 
     def fit():
-        return fit_logistic(xt, ytr, task="multilabel", n_out=K, wd=WD, max_iter=200)
+        w, b = fit_logistic(xt, ytr, task="multilabel", n_out=K, wd=WD, max_iter=200)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return w, b
 
-    w, b = benchmark.pedantic(fit, rounds=1, iterations=1)
-    s = torch.sigmoid(torch.as_tensor(xte) @ w + b).numpy()
+    w, b = benchmark.pedantic(fit, rounds=3, iterations=1, warmup_rounds=1)  # first call pays thread-pool start-up
+    s = torch.sigmoid(torch.as_tensor(xte, device=device) @ w + b).cpu().numpy()
     benchmark.extra_info["auroc"] = auroc_macro(yte, s)
     benchmark.extra_info["threads"] = torch.get_num_threads()
     assert benchmark.extra_info["auroc"] > 0.7
