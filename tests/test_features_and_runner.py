@@ -6,70 +6,27 @@ import json
 import numpy as np
 import pytest
 
-from xrbench.data.base import DatasetLoader
 from xrbench.data.images import write_raster
 from xrbench.data.sample import Sample
 from xrbench.features.extract import FeatureExtractor
 from xrbench.features.store import FeatureStore
-from xrbench.registry import DATASETS
 from xrbench.runner import RunConfig, Runner
 from xrbench.tasks.catalog import TaskCatalog
 
-TASK = """name: toy-linear
-version: 1
-description: toy
-dataset: toy-blobs
-family: linear
-target: {type: binary, labels: [blob]}
-protocol: {name: linear, args: {weight_decays: [0.001, 0.1, 10.0]}}
-metrics: [auroc]
-primary: {metric: auroc}
-bootstrap: {n: 200}
-"""
-
-
-@DATASETS.register("toy-blobs", overwrite=True)
-class ToyBlobs(DatasetLoader):
-    """Bright square present or not; label 'blob'. Only for tests."""
-
-    name = "toy-blobs"
-    anatomy = "none"
-    title = "toy"
-
-    def load(self):
-        out = []
-        for p in sorted(self.root.glob("*.png")):
-            i = int(p.stem)
-            split = "train" if i % 5 < 3 else ("val" if i % 5 == 3 else "test")
-            out.append(Sample(id=p.stem, image=p, patient=f"p{i // 2}", split=split,
-                              labels={"blob": float(i % 2)}))
-        return out
-
-    @classmethod
-    def write_demo(cls, dest, *, n, seed):
-        rng = np.random.default_rng(seed)
-        for i in range(n):
-            img = rng.random((48, 48)) * 0.3
-            if i % 2:
-                y, x = rng.integers(4, 30, 2)
-                img[y:y + 14, x:x + 14] += 0.6
-            write_raster(dest / f"{i:03d}.png", img)
+from _results_fixtures import ToySpots, toy_tasks  # tests/ is on sys.path under pytest
 
 
 @pytest.fixture
 def toy(tmp_path):
     root = tmp_path / "toy"
-    ToyBlobs.write_demo(root, n=60, seed=0)
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "toy-linear.yaml").write_text(TASK)
-    return root, tasks
+    ToySpots.write_demo(root, n=60, seed=0)
+    return root, toy_tasks(tmp_path / "tasks")
 
 
 def test_second_run_does_no_forward_pass_and_gives_identical_numbers(toy, tmp_path, tiny_encoder):
     root, tasks = toy
-    specs = TaskCatalog([tasks]).resolve("toy-linear")
-    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-blobs": root}, n_boot=200,
+    specs = TaskCatalog([tasks]).resolve("toy-spots-linear")
+    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-spots": root}, n_boot=200,
                     feature_root=tmp_path / "features")
     tiny_encoder.meta = tiny_encoder.meta.__class__(**{**tiny_encoder.meta.to_dict(), "weights": "test",
                                                         "weights_sha256": "0" * 64})
@@ -79,11 +36,11 @@ def test_second_run_does_no_forward_pass_and_gives_identical_numbers(toy, tmp_pa
     assert tiny_encoder.images_encoded == 60  # everything came from the store
     a, b = first[0], second[0]
     assert a.primary.value == b.primary.value and a.primary.ci_low == b.primary.ci_low
-    assert a.primary.value > 0.8  # the blob is visible
-    rec = json.loads((tmp_path / "out" / "tiny-vit" / "toy-linear" / "seed0.json").read_text())
+    assert a.primary.value > 0.8  # the spot is visible
+    rec = json.loads((tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.json").read_text())
     assert rec["data"] == "real" and rec["n"]["test"] == 12 and rec["provenance"]["torch"]
-    preds = (tmp_path / "out" / "tiny-vit" / "toy-linear" / "seed0.predictions.csv").read_text().splitlines()
-    assert preds[0] == "id,patient,group,y:blob,score:blob" and len(preds) == 13
+    preds = (tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.predictions.csv").read_text().splitlines()
+    assert preds[0] == "id,patient,group,y:spot,score:spot" and len(preds) == 13
     lb = (tmp_path / "out" / "leaderboard.csv").read_text().splitlines()
     assert lb[0].startswith("task,task_version,model,weights,metric,direction,value,ci_low,ci_high,n_train")
     assert len(lb) == 2  # one row per (model, weights, task, fraction), replaced on rerun
@@ -93,10 +50,10 @@ def test_random_init_refuses_real_data(toy, tmp_path, tiny_encoder):
     from xrbench.errors import ModelError
 
     root, tasks = toy
-    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-blobs": root},
+    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-spots": root},
                     feature_root=tmp_path / "features")
     with pytest.raises(ModelError, match="random-init runs only on the synthetic demo"):
-        Runner(tiny_encoder, cfg).run(TaskCatalog([tasks]).resolve("toy-linear"))
+        Runner(tiny_encoder, cfg).run(TaskCatalog([tasks]).resolve("toy-spots-linear"))
 
 
 def test_store_is_keyed_by_weights_and_never_half_written(tmp_path, tiny_encoder):
@@ -119,13 +76,13 @@ def test_score_reproduces_run_and_refuses_bad_ids(toy, tmp_path, tiny_encoder):
     from xrbench.results.score import score_file
 
     root, tasks = toy
-    spec = TaskCatalog([tasks]).resolve("toy-linear")[0]
+    spec = TaskCatalog([tasks]).resolve("toy-spots-linear")[0]
     tiny_encoder.meta = tiny_encoder.meta.__class__(**{**tiny_encoder.meta.to_dict(), "weights": "test"})
-    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-blobs": root}, n_boot=200,
+    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-spots": root}, n_boot=200,
                     feature_root=tmp_path / "features")
     rec = Runner(tiny_encoder, cfg).run([spec])[0]
-    preds = tmp_path / "out" / "tiny-vit" / "toy-linear" / "seed0.predictions.csv"
-    got = score_file(spec, preds, data_roots={"toy-blobs": root}, n_boot=200, seed=0)
+    preds = tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.predictions.csv"
+    got = score_file(spec, preds, data_roots={"toy-spots": root}, n_boot=200, seed=0)
     assert got["auroc"] == (rec.primary.value, rec.primary.ci_low, rec.primary.ci_high)
 
     lines = preds.read_text().splitlines()
@@ -137,8 +94,8 @@ def test_score_reproduces_run_and_refuses_bad_ids(toy, tmp_path, tiny_encoder):
         bad = tmp_path / name
         bad.write_text("\n".join(body) + "\n")
         with pytest.raises(DataError, match=f"{name}.*{needle}"):
-            score_file(spec, bad, data_roots={"toy-blobs": root}, n_boot=0)
+            score_file(spec, bad, data_roots={"toy-spots": root}, n_boot=0)
     jl = tmp_path / "p.jsonl"
-    jl.write_text("\n".join(json.dumps({"id": row.split(",")[0], "scores": {"blob": float(row.split(",")[-1])}})
+    jl.write_text("\n".join(json.dumps({"id": row.split(",")[0], "scores": {"spot": float(row.split(",")[-1])}})
                             for row in lines[1:]))
-    assert score_file(spec, jl, data_roots={"toy-blobs": root}, n_boot=200)["auroc"][0] == rec.primary.value
+    assert score_file(spec, jl, data_roots={"toy-spots": root}, n_boot=200)["auroc"][0] == rec.primary.value
