@@ -99,3 +99,31 @@ def test_score_reproduces_run_and_refuses_bad_ids(toy, tmp_path, tiny_encoder):
     jl.write_text("\n".join(json.dumps({"id": row.split(",")[0], "scores": {"spot": float(row.split(",")[-1])}})
                             for row in lines[1:]))
     assert score_file(spec, jl, data_roots={"toy-spots": root}, n_boot=200)["auroc"][0] == rec.primary.value
+
+
+def test_label_fractions_and_seeds(toy, tmp_path, tiny_encoder):
+    import csv
+
+    from xrbench.runner import subsample_patients, targets
+
+    root, tasks = toy
+    spec = TaskCatalog([tasks]).resolve("toy-spots-linear")[0]
+    tiny_encoder.meta = tiny_encoder.meta.__class__(**{**tiny_encoder.meta.to_dict(), "weights": "test"})
+    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-spots": root}, n_boot=100,
+                    feature_root=tmp_path / "features", seeds=(0, 1), label_fractions=(0.25, 1.0))
+    runner = Runner(tiny_encoder, cfg)
+    recs = runner.run([spec])
+    assert [(r.label_fraction, r.seed) for r in recs] == [(0.25, 0), (0.25, 1), (1.0, 0), (1.0, 1)]
+    full = recs[2].n["train"]
+    assert 0 < recs[0].n["train"] < full / 2
+    train = runner.task_data(spec).samples["train"]
+    y = targets(spec, train)
+    a, b = subsample_patients(train, y, 0.25, 0), subsample_patients(train, y, 0.25, 1)
+    np.testing.assert_array_equal(a, subsample_patients(train, y, 0.25, 0))  # seeded
+    assert not np.array_equal(a, b)
+    kept = {train[i].patient for i in a}
+    assert sorted(a) == [i for i, s in enumerate(train) if s.patient in kept]  # patient-level
+    assert {y[i, 0] for i in a} == {0.0, 1.0}  # stratified: both classes survive
+    rows = list(csv.DictReader(open(tmp_path / "out" / "leaderboard.csv")))
+    assert sorted((r["label_fraction"], r["seed"]) for r in rows) == [("0.25", "0;1"), ("1", "0;1")]
+    assert (tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed1_lf0.25.json").is_file()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 import xrbench.data.datasets  # noqa: F401  (registers loaders)
 import xrbench.metrics  # noqa: F401  (registers metrics)
@@ -129,7 +130,7 @@ class Runner:
         store = FeatureStore(cfg.feature_root or xrbench_home() / "features")
         self.extractor = FeatureExtractor(encoder, store, device=cfg.device, batch_size=cfg.batch_size,
                                           num_workers=cfg.num_workers)
-        self.say = progress or (lambda m: print(m, file=sys.stderr))
+        self.say = progress or (lambda m: tqdm.write(m, file=sys.stderr))
         self._loaders: dict[tuple, DatasetLoader] = {}
         self._warned_random = False
 
@@ -249,7 +250,9 @@ class Runner:
     # -- many tasks -------------------------------------------------------------------------
     def run(self, specs: list[TaskSpec]) -> list[ResultRecord]:
         records = []
-        for spec in specs:
+        bar = tqdm(specs, desc="tasks", unit="task", disable=None, leave=False)
+        for spec in bar:
+            bar.set_postfix_str(spec.name)
             self.say(f"[xrbench] {spec.name} ({spec.dataset}, {spec.protocol.name})")
             recs = self.run_task(spec)
             if dist.is_main():
