@@ -234,7 +234,7 @@ class Runner:
             model=enc.name, weights=enc.weights, weights_sha256=enc.weights_sha256,
             primary_metric=spec.primary.metric, direction=spec.primary.direction, metrics=metrics,
             n={"train": int(len(keep)), "val": len(data.samples["val"]), "test": len(test),
-               "test_units": len(set(units))},
+               "test_scored": len(y), "test_units": len(set(units))},
             seed=seed, label_fraction=fraction,
             hparams={**res.hparams, **({"thresholds": thresholds} if thresholds else {})},
             data="synthetic-demo" if data.synthetic else "real", dataset_hash=data.dataset_hash,

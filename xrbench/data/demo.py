@@ -15,7 +15,7 @@ from xrbench.atomic import publish_dir
 from xrbench.registry import DATASETS
 
 #: bump when any phantom or writer changes, so stale demo folders are not reused
-PHANTOM_VERSION = 1
+PHANTOM_VERSION = 2
 
 
 def xrbench_home() -> Path:

@@ -229,7 +229,7 @@ def _abnormal_scene(part: str, rng: np.random.Generator, kind: str | None) -> tu
         scene = part_scene(part, rng)
         if kind is None:
             return scene, {}
-        severity = round(float(rng.uniform(0.15, 1.0)), 3)
+        severity = round(float(rng.uniform(0.4, 1.0)), 3)
         if kind == "fracture" and add_fracture(scene, rng, severity):
             return scene, {"fracture": severity}
         if kind == "hardware" and add_hardware(scene, rng):
