@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from xrbench.data.images import read_image
 from xrbench.data.sample import Sample
+from xrbench.errors import DataError
 from xrbench.features import distributed as dist
 from xrbench.features.preprocess import to_input_tensor
 from xrbench.features.store import FeatureStore, feature_key
@@ -33,9 +34,16 @@ class _Images(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int):
+        """(image tensor, index, error). A bad image comes back as its error message instead of an
+        exception, so that the main process raises it plainly rather than wrapped in a worker
+        traceback."""
         idx = self.indices[i]
-        x, _ = to_input_tensor(read_image(self.samples[idx].image), self.meta)
-        return x, idx
+        try:
+            x, _ = to_input_tensor(read_image(self.samples[idx].image), self.meta)
+            return x, idx, ""
+        except DataError as e:
+            size = self.meta.input_size
+            return torch.zeros(self.meta.in_chans, size, size), idx, str(e)
 
 
 def encode_samples(encoder: Encoder, samples: Sequence[Sample], *, kinds: Sequence[str],
@@ -50,7 +58,10 @@ def encode_samples(encoder: Encoder, samples: Sequence[Sample], *, kinds: Sequen
                         persistent_workers=False)
     chunks: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
     with tqdm(total=len(indices), desc=desc, unit="img", leave=False, disable=None) as bar:
-        for x, _ in loader:
+        for x, _, errors in loader:
+            bad = [e for e in errors if e]
+            if bad:
+                raise DataError(bad[0] + (f" (and {len(bad) - 1} more in this batch)" if len(bad) > 1 else ""))
             x = x.to(device, non_blocking=cuda)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 out = encoder.encode(x)

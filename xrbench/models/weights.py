@@ -18,7 +18,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelError(f"{path}: weights file does not exist")
     try:
-        if path.suffix == ".safetensors":
+        if path.suffix == ".safetensors" or _looks_like_safetensors(path):
             from safetensors.torch import load_file
 
             sd = load_file(str(path), device="cpu")
@@ -34,6 +34,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ModelError(f"{path}: expected a mapping of parameter names to tensors")
     return sd
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """safetensors files start with an 8-byte header length followed by a JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
 
 
 def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -24,6 +24,6 @@ def summary_table(records: list[ResultRecord]) -> str:
         value = _num(vals.mean()) + (f" ± {vals.std(ddof=1):.3f}" if len(recs) > 1 else "")
         p = first.primary
         lines.append(f"{task:24s} {model[:27]:27s} {first.primary_metric[:12]:12s} {value:>13s}  "
-                     f"[{_num(p.ci_low)}, {_num(p.ci_high)}] {first.n['test']:>6d} {lf:>5g} "
+                     f"[{_num(p.ci_low)}, {_num(p.ci_high)}] {first.n.get('test_scored', first.n['test']):>6d} {lf:>5g} "
                      f"{first.data:14s} {first.weights}")
     return "\n".join(lines)
