@@ -69,8 +69,8 @@ def test_degraded_checkpoint_is_caught(flow, capsys):
 
 @pytest.mark.parametrize("target,content,needle", [
     ("seed0.json", "{\"task\": ", "not a readable JSON file"),
-    ("seed0.predictions.csv", "id,patient,group,y:spot,score:spot\ns000,p0,,1,high\n",
-     "field 'score:spot': expected a number"),
+    ("seed0.predictions.jsonl", '{"format": "xrbench-predictions", "version": 2}\n{"id": \n',
+     "line 2: not JSON"),
 ])
 def test_malformed_file_exits_2(flow, capsys, target, content, needle):
     broken = flow / f"broken-{target}"

@@ -9,7 +9,7 @@ from xrbench.protocols.linear import LinearProbe
 from xrbench.protocols.retrieval import Retrieval
 from xrbench.protocols.ridge import Ridge
 from xrbench.registry import METRICS
-from xrbench.runner import retrieval_relevance
+from xrbench.metrics.retrieval import relevance as retrieval_relevance
 
 
 def _clusters(n, k, d=16, seed=0, spread=0.05):

@@ -39,8 +39,13 @@ def test_second_run_does_no_forward_pass_and_gives_identical_numbers(toy, tmp_pa
     assert a.primary.value > 0.8  # the spot is visible
     rec = json.loads((tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.json").read_text())
     assert rec["data"] == "real" and rec["n"]["test"] == 12 and rec["provenance"]["torch"]
-    preds = (tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.predictions.csv").read_text().splitlines()
-    assert preds[0] == "id,patient,group,y:spot,score:spot" and len(preds) == 13
+    preds = (tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.predictions.jsonl").read_text().splitlines()
+    head, row = json.loads(preds[0]), json.loads(preds[1])
+    assert (head["format"], head["version"], head["task"], head["family"]) == (
+        "xrbench-predictions", 2, "toy-spots-linear", "linear")
+    assert head["labels"] == ["spot"] and len(preds) == 13
+    assert set(row) == {"id", "patient", "group", "boot_unit", "prediction", "stats"}
+    assert row["stats"]["s"] == row["prediction"] and len(row["stats"]["y"]) == 1
     lb = (tmp_path / "out" / "leaderboard.csv").read_text().splitlines()
     assert lb[0].startswith("task,task_version,model,weights,metric,direction,value,ci_low,ci_high,n_train")
     assert len(lb) == 2  # one row per (model, weights, task, fraction), replaced on rerun
@@ -81,15 +86,21 @@ def test_score_reproduces_run_and_refuses_bad_ids(toy, tmp_path, tiny_encoder):
     cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-spots": root}, n_boot=200,
                     feature_root=tmp_path / "features")
     rec = Runner(tiny_encoder, cfg).run([spec])[0]
-    preds = tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.predictions.csv"
-    got = score_file(spec, preds, data_roots={"toy-spots": root}, n_boot=200, seed=0)
+    saved = tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.predictions.jsonl"
+    got = score_file(spec, saved, data_roots={"toy-spots": root}, n_boot=200)
     assert got["auroc"] == (rec.primary.value, rec.primary.ci_low, rec.primary.ci_high)
 
-    lines = preds.read_text().splitlines()
+    # the same predictions as a flat CSV made elsewhere
+    rows = [json.loads(ln) for ln in saved.read_text().splitlines()[1:]]
+    lines = ["id,patient,score:spot"] + [f"{r['id']},{r['patient']},{r['prediction'][0]!r}" for r in rows]
+    preds = tmp_path / "flat.csv"
+    preds.write_text("\n".join(lines) + "\n")
+    got = score_file(spec, preds, data_roots={"toy-spots": root}, n_boot=200, seed=0)
+    assert got["auroc"] == (rec.primary.value, rec.primary.ci_low, rec.primary.ci_high)
     for name, body, needle in [
         ("dup.csv", lines + [lines[1]], "1 duplicated id"),
         ("missing.csv", lines[:-1], "1 missing id"),
-        ("unknown.csv", lines + ["999,p9,,1,0.5"], "1 unknown id"),
+        ("unknown.csv", lines + ["999,p9,0.5"], "1 unknown id"),
     ]:
         bad = tmp_path / name
         bad.write_text("\n".join(body) + "\n")
@@ -104,7 +115,8 @@ def test_score_reproduces_run_and_refuses_bad_ids(toy, tmp_path, tiny_encoder):
 def test_label_fractions_and_seeds(toy, tmp_path, tiny_encoder):
     import csv
 
-    from xrbench.runner import subsample_patients, targets
+    from xrbench.families import create_family
+    from xrbench.families.base import subsample_patients
 
     root, tasks = toy
     spec = TaskCatalog([tasks]).resolve("toy-spots-linear")[0]
@@ -116,10 +128,11 @@ def test_label_fractions_and_seeds(toy, tmp_path, tiny_encoder):
     assert [(r.label_fraction, r.seed) for r in recs] == [(0.25, 0), (0.25, 1), (1.0, 0), (1.0, 1)]
     full = recs[2].n["train"]
     assert 0 < recs[0].n["train"] < full / 2
-    train = runner.task_data(spec).samples["train"]
-    y = targets(spec, train)
-    a, b = subsample_patients(train, y, 0.25, 0), subsample_patients(train, y, 0.25, 1)
-    np.testing.assert_array_equal(a, subsample_patients(train, y, 0.25, 0))  # seeded
+    family = create_family(spec)
+    train = runner.task_data(spec, family).splits["train"].samples
+    y = family.y_array(train)
+    a, b = subsample_patients(family, train, 0.25, 0), subsample_patients(family, train, 0.25, 1)
+    np.testing.assert_array_equal(a, subsample_patients(family, train, 0.25, 0))  # seeded
     assert not np.array_equal(a, b)
     kept = {train[i].patient for i in a}
     assert sorted(a) == [i for i, s in enumerate(train) if s.patient in kept]  # patient-level

@@ -28,7 +28,7 @@ def test_publish_runs_merges_and_writes_csv_md_html(tmp_path, xr_home, capsys):
     assert "<table id=\"leaderboard\"" in (out / "demo.html").read_text()
     kept = sorted(p.relative_to(out).as_posix() for p in (out / "demo").rglob("*") if p.is_file())
     assert kept == ["demo/timm_test_resnet/toy-spots-linear/seed0.json",
-                    "demo/timm_test_resnet/toy-spots-linear/seed0.predictions.csv"]
+                    "demo/timm_test_resnet/toy-spots-linear/seed0.predictions.jsonl"]
     # a second publish replaces the records (no stale results to mix), without a staging leftover
     assert publish.main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["demo", "demo.csv", "demo.html", "demo.md"]

@@ -18,7 +18,8 @@ def register(sub) -> None:
     p.add_argument("--result", type=Path, help="a result JSON whose val-chosen thresholds to use")
     p.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
                    help="decision threshold of a binary hard-decision metric (default 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (as the run's seed)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="bootstrap seed (default: the run's, from a saved predictions file; else 0)")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)

@@ -43,3 +43,11 @@ for _k in (1, 5, 10, 20):
     METRICS.add(f"map@{_k}", lambda y, s, _k=_k, **_: map_at(y, s, _k))
     METRICS.add(f"precision@{_k}", lambda y, s, _k=_k, **_: precision_at(y, s, _k))
     METRICS.add(f"recall@{_k}", lambda y, s, _k=_k, **_: recall_at(y, s, _k))
+
+
+def relevance(gallery_y: np.ndarray, query_y: np.ndarray, ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(relevant gallery items per query, [Q, K] 0/1 relevance of the ranked gallery indices)."""
+    gallery_y = np.asarray(gallery_y)
+    rel = (gallery_y[ranked] == np.asarray(query_y)[:, None]).astype(np.float64)
+    n_rel = np.array([(gallery_y == q).sum() for q in query_y], dtype=np.float64)
+    return n_rel, rel

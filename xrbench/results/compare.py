@@ -1,6 +1,6 @@
 """NEW vs BASELINE per task: the difference of the primary metric with a CI, and a verdict.
 
-Paired (preferred): both sides saved per-sample predictions. Samples are joined on id, patients
+Paired (preferred): both sides saved per-unit predictions. Units are joined on id, bootstrap units
 are resampled with replacement, and the metric is recomputed on both sides from the *same*
 resample; the percentile interval of (new - baseline) over the resamples is the CI. Pairing
 removes the test-set sampling noise both models share, so real differences show with far fewer
@@ -23,12 +23,10 @@ from statistics import NormalDist
 
 import numpy as np
 
-import xrbench.metrics  # noqa: F401  (registers metrics)
 from xrbench.metrics.bootstrap import bootstrap_ci
-from xrbench.registry import METRICS, UnknownNameError
 from xrbench.results.leaderboard import num
 from xrbench.results.merge import Entry, ResultsError, check_comparable, load
-from xrbench.results.predictions import NotRescorable, Predictions, read_saved_predictions, take
+from xrbench.results.predictions import NotRescorable, SavedPredictions, read_saved_predictions, take
 
 Z95 = NormalDist().inv_cdf(0.975)
 
@@ -92,72 +90,72 @@ def unpaired_ci(new: dict[str, str], base: dict[str, str], alpha: float) -> tupl
     return d, d - half, d + half
 
 
-@dataclass
-class Scored:
-    """One seed's predictions with the decision threshold its record used (if any)."""
-
-    preds: Predictions
-    kw: dict
-
-    def value(self, fn, rows: np.ndarray | None = None) -> float:
-        p = self.preds
-        y, s = (p.y, p.s) if rows is None else (p.y[rows], p.s[rows])
-        v = fn(y, s, labels=p.labels, **self.kw)
-        return float(np.nanmean(list(v.values()))) if isinstance(v, dict) else float(v)
-
-
-def _load_side(entry: Entry, fn, side: str) -> list[Scored]:
-    """Each seed's predictions, checked to reproduce the recorded primary value."""
+def _load_side(entry: Entry, metric: str, side: str) -> list[SavedPredictions]:
+    """Each seed's saved predictions, checked to reproduce the recorded primary value."""
     files = entry.prediction_files()
     if files is None:
         raise Unpaired(f"{side} has no per-sample predictions" +
                        (" (a leaderboard CSV)" if not entry.records else " (predictions file missing)"))
-    metric = entry.row["metric"]
     out = []
     for f, rec in zip(files, entry.records):
         try:
-            preds = read_saved_predictions(f)
+            saved = read_saved_predictions(f, record=rec)
         except NotRescorable as why:
             raise Unpaired(f"{side}: {why}") from None
-        thresholds = (rec.hparams or {}).get("thresholds") or {}
-        scored = Scored(preds, {"threshold": thresholds[metric]} if metric in thresholds else {})
         try:
-            got, want = scored.value(fn), float(rec.primary.value)
-        except (ValueError, IndexError, TypeError) as e:  # a file the metric cannot take as it is
+            got, want = _primary(saved.values(), metric), float(rec.primary.value)
+        except (ValueError, IndexError, TypeError, KeyError) as e:  # a file the metric cannot take as it is
             raise Unpaired(f"{side} predictions cannot be re-scored with {metric} ({e})") from None
         if not ((got != got and want != want) or abs(got - want) <= 1e-3 * max(1.0, abs(want))):
             raise Unpaired(f"{side} predictions do not reproduce the recorded {metric} "
                            f"({got:.6g} vs {want:.6g} in {f.name})")
-        out.append(scored)
+        out.append(saved)
     return out
 
 
+def _primary(values: dict[str, float], metric: str) -> float:
+    if metric in values:
+        return float(values[metric])
+    sub = [v for k, v in values.items() if k.startswith(metric.split("_per_")[0] + "/")]
+    if not sub:
+        raise KeyError(f"the aggregate has no value '{metric}'")
+    return float(np.nanmean(sub))
+
+
 def paired_ci(new: Entry, base: Entry, *, alpha: float, n_boot: int) -> tuple[float, float, float, str]:
-    """(delta, lo, hi, method) of a paired patient bootstrap; raises :class:`Unpaired` with a reason."""
-    try:
-        fn = METRICS.get(new.row["metric"])
-    except UnknownNameError:
-        raise Unpaired(f"metric '{new.row['metric']}' is not registered in this xrbench") from None
-    sn, sb = _load_side(new, fn, "NEW"), _load_side(base, fn, "BASELINE")
-    common = set.intersection(*(set(x.preds.ids) for x in sn + sb))
-    ids = [i for i in sn[0].preds.ids if i in common]
+    """(delta, lo, hi, method) of a paired bootstrap over the units both sides scored; raises
+    :class:`Unpaired` with a reason."""
+    metric = new.row["metric"]
+    sn, sb = _load_side(new, metric, "NEW"), _load_side(base, metric, "BASELINE")
+    common = set.intersection(*(set(x.ids) for x in sn + sb))
+    ids = [i for i in sn[0].ids if i in common]
     if not ids:
-        raise Unpaired("no sample id is common to the two sides' predictions")
-    n_all = max(len(x.preds.ids) for x in sn + sb)
-    sn = [Scored(take(x.preds, ids), x.kw) for x in sn]
-    sb = [Scored(take(x.preds, ids), x.kw) for x in sb]
-    if not all(np.array_equal(x.preds.y, sn[0].preds.y, equal_nan=True) for x in sn + sb):
-        raise Unpaired("the two sides' labels differ for the same sample ids")
+        raise Unpaired("no unit id is common to the two sides' predictions")
+    n_all = max(len(x.ids) for x in sn + sb)
+    sn = [take(x, ids) for x in sn]
+    sb = [take(x, ids) for x in sb]
+    truth = sn[0].truth_key()
+    if not all(_same(x.truth_key(), truth) for x in sn + sb):
+        raise Unpaired("the two sides' labels differ for the same unit ids")
+    tables = [(x, x.family.stack(x.stats)) for x in sn + sb]
+    k = len(sn)
 
     def diff(rows: np.ndarray) -> float:
-        return (float(np.nanmean([x.value(fn, rows) for x in sn]))
-                - float(np.nanmean([x.value(fn, rows) for x in sb])))
+        vals = [_primary(x.family.aggregate(t, rows, x.state), metric) for x, t in tables]
+        return float(np.nanmean(vals[:k])) - float(np.nanmean(vals[k:]))
 
-    units = sn[0].preds.patients
+    units = sn[0].boot_units
     delta = diff(np.arange(len(ids)))
     lo, hi = bootstrap_ci(diff, len(ids), units, n_boot=n_boot, seed=0, alpha=alpha)["value"]
-    joined = "" if len(ids) >= n_all else f", joined on {len(ids)} of {n_all} samples"
-    return delta, lo, hi, f"paired bootstrap, {len(set(units))} patients, {n_boot} resamples{joined}"
+    joined = "" if len(ids) >= n_all else f", joined on {len(ids)} of {n_all} units"
+    return delta, lo, hi, (f"paired bootstrap, {len(set(units))} {sn[0].family.boot_unit_name()}s, "
+                           f"{n_boot} resamples{joined}")
+
+
+def _same(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(x == y or (x != x and y != y) or
+                                    (isinstance(x, list) and np.array_equal(x, y, equal_nan=True))
+                                    for x, y in zip(a, b))
 
 
 # -- the comparison ------------------------------------------------------------------------

@@ -1,6 +1,9 @@
-"""Scoring predictions produced elsewhere with exactly the metric code ``xrbench run`` uses.
+"""Scoring predictions with exactly the code ``xrbench run`` uses: the task family's statistics
+and aggregate, with the truth taken from the dataset, never from the file.
 
-Predictions file (CSV or JSONL), one row per test sample (per study for tasks scored per group):
+A version-2 predictions file saved by ``xrbench run`` (:mod:`xrbench.results.predictions`) is
+re-scored as it stands: its header holds the scorer state and seed, so the numbers are the run's.
+Predictions made elsewhere, one row per test unit (per study for tasks scored per group):
 - CSV: an ``id`` column and ``score:<label>`` columns (one per task label / class; a single
   ``score`` column is accepted for one-output tasks), or ``rank:1..k`` columns of gallery ids
   for retrieval. Other columns (``patient``, ``y:*``) are ignored: the truth comes from the dataset.
@@ -16,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from xrbench.errors import DataError
-from xrbench.metrics.evaluate import evaluate
+from xrbench.families import create_family
+from xrbench.families.base import kept_rows, limit_samples, score_units
 from xrbench.registry import DATASETS
-from xrbench.runner import (_group_ids, _group_mean, _limit, output_labels, resolve_root,
-                            retrieval_relevance, targets, task_rows)
+from xrbench.results.predictions import read_header, read_rows
+from xrbench.runner import resolve_root
 from xrbench.tasks.schema import TaskSpec
 
 
@@ -79,64 +83,47 @@ def check_ids(found: list[str], expected: list[str], path: Path) -> None:
                         + f" (expected {len(expected)} ids)", path=path)
 
 
-def _score_matrix(cols: dict[str, list], order: list[int], labels: list[str], path: Path) -> np.ndarray:
-    names = [f"score:{n}" for n in labels]
-    if not all(n in cols for n in names):
-        numbered = [f"score:{i}" for i in range(len(labels))]
-        if all(n in cols for n in numbered):
-            names = numbered
-        elif len(labels) == 1 and "score" in cols:
-            names = ["score"]
-        else:
-            raise DataError(f"expected score columns {names}; found {sorted(cols)}", path=path)
-    try:
-        m = np.array([[float(cols[n][i]) for n in names] for i in order], dtype=np.float64)
-    except ValueError as e:
-        raise DataError(f"a score is not a number ({e})", path=path) from None
-    if np.isnan(m).any():
-        raise DataError("scores contain NaN", path=path)
-    return m
-
-
 def score_file(spec: TaskSpec, predictions: Path, *, data_root: Path | None = None,
                data_roots: dict | None = None, limit: int | None = None, thresholds: dict | None = None,
-               n_boot: int = 1000, seed: int = 0) -> dict[str, tuple]:
+               n_boot: int = 1000, seed: int | None = None) -> dict[str, tuple]:
+    """Every metric (value, CI) of a predictions file, truth from the dataset, through the family.
+
+    A version-2 file written by ``xrbench run`` carries its scorer state (val-chosen thresholds)
+    and seed, so re-scoring it reproduces the run's numbers exactly; ``thresholds`` override.
+    """
     from xrbench.runner import RunConfig
 
+    family = create_family(spec)
     cfg = RunConfig(data_root=data_root, data_roots=data_roots or {}, limit=limit)
     root, _ = resolve_root(spec.dataset, cfg)
     loader = DATASETS.get(spec.dataset)(root, seed=0, **spec.dataset_options)
     split = {}
-    for name in ("train", "test") if spec.target.type == "retrieval" else ("test",):
-        full = _limit(loader.split(name), limit)
-        split[name] = [full[i] for i in task_rows(spec, full, name, loader)]
+    for name in ("test", *family.context_splits):
+        full = limit_samples(loader.split(name), limit)
+        split[name] = [full[i] for i in kept_rows(family, full, name, loader.root)]
+    family.prepare(split)
     test = split["test"]
-    y = targets(spec, test)
-    labels, _ = output_labels(spec, {"train": y})
-    units = [s.patient for s in test]
-    if spec.aggregate == "group-mean":
-        reps = _group_ids(test)
-        expected = [s.group or s.id for s in reps]
-        y, _, units = _group_mean(test, y, np.zeros((len(y), 1)))
+    units = family.units(test)
+    path = Path(predictions)
+    head = read_header(path) if path.is_file() else None
+    state: dict = {}
+    if head is not None:
+        if head.get("task") != spec.name:
+            raise DataError(f"predictions of task '{head.get('task')}', not '{spec.name}'", path=path)
+        _, rows = read_rows(path)
+        ids = [str(r["id"]) for r in rows]
+        check_ids(ids, [u.id for u in units], path)
+        preds = {str(r["id"]): family.prediction_from_row(r, path=path, line=k + 2) for k, r in enumerate(rows)}
+        family.restore(head)
+        state = dict(head.get("state") or {})
+        seed = head.get("seed", 0) if seed is None else seed
     else:
-        expected = [s.id for s in test]
-    ids, cols = read_predictions(predictions)
-    check_ids(ids, expected, Path(predictions))
-    where = {i: k for k, i in enumerate(ids)}
-    order = [where[e] for e in expected]
-    if spec.target.type == "retrieval":
-        gallery = split["train"]
-        pos = {s.id: j for j, s in enumerate(gallery)}
-        ranks = sorted((c for c in cols if c.startswith("rank:")), key=lambda c: int(c.split(":")[1]))
-        if not ranks:
-            raise DataError("retrieval predictions need rank:1..k columns (gallery ids)", path=predictions)
-        try:
-            ranked = np.array([[pos[cols[c][i]] for c in ranks] for i in order])
-        except KeyError as e:
-            raise DataError(f"ranked id {e} is not in the gallery (train split)", path=predictions) from None
-        y, s = retrieval_relevance(targets(spec, gallery), y, ranked)
-        labels = ["target"]
-    else:
-        s = _score_matrix(cols, order, labels if spec.target.type != "regression" else ["target"],
-                          Path(predictions))
-    return evaluate(spec.metrics, y, s, units, labels=labels, thresholds=thresholds, n_boot=n_boot, seed=seed)
+        ids, cols = read_predictions(path)
+        check_ids(ids, [u.id for u in units], path)
+        preds = family.predictions_from_columns(ids, cols, path=path)
+    if thresholds:
+        state["thresholds"] = {**state.get("thresholds", {}), **thresholds}
+    truths = [family.truth(u, test) for u in units]
+    scored = score_units(family, units, truths, [preds[u.id] for u in units], state,
+                         n_boot=n_boot, seed=0 if seed is None else seed)
+    return scored.metrics

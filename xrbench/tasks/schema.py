@@ -15,9 +15,12 @@ class _Strict(BaseModel):
 
 
 class Target(_Strict):
-    """What is predicted. ``labels``: the label columns (multilabel/binary) or class names."""
+    """What is predicted. ``labels``: the label columns (multilabel/binary), class names (multiclass,
+    box classes) or landmark names; dense types: ``mask`` (segmentation), ``boxes`` (localization),
+    ``landmarks``, ``phrase-boxes`` (grounding), ``report`` (generation)."""
 
-    type: Literal["multilabel", "binary", "multiclass", "regression", "retrieval"]
+    type: Literal["multilabel", "binary", "multiclass", "regression", "retrieval", "mask", "boxes",
+                  "landmarks", "phrase-boxes", "report"]
     labels: list[str] = Field(default_factory=list)
     #: CheXpert-style -1 handling: ignore (masked), ones, zeros; blank (not mentioned): negative or ignore
     uncertain: Literal["ignore", "ones", "zeros"] = "ignore"

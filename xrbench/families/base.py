@@ -1,0 +1,238 @@
+"""The task-family contract: one module per family, and ``run``, ``score`` and ``compare`` go
+through it, so that no path re-implements another.
+
+A family (MTEB's ``AbsTask`` families, lm-evaluation-harness' per-sample ``process_results`` vs
+corpus ``aggregation``) says:
+
+- which samples a task keeps (:meth:`TaskFamily.keep`) and the target of one sample (:meth:`target`);
+- the stratum of a sample for label-fraction subsampling (:meth:`stratum`);
+- the scoring units of the test split (:meth:`units`: a sample, or a group such as a MURA study)
+  and the bootstrap unit of each (patient, group or sample, from the task's ``bootstrap.unit``);
+- its head (:meth:`fit_predict`): fit on train, choose hyper-parameters on val only, predict test
+  once, returning one JSON-able prediction per test unit, in the pixels of the original image;
+- its scorer, split into per-unit sufficient statistics (:meth:`unit_stats`, computed once per
+  unit) and an aggregate over any multiset of units (:meth:`aggregate`), so that the bootstrap
+  resamples statistics instead of re-running COCOeval or HD95 on raw predictions a thousand times.
+
+The predictions file (version 2, :mod:`xrbench.results.predictions`) stores, per test unit, the
+prediction and its statistics, under a header holding the task definition and the scorer state
+(thresholds chosen on val): ``score`` recomputes the statistics from the prediction and the
+dataset's truth, ``compare`` aggregates the stored statistics of two runs on the same resamples.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from xrbench.data.sample import Sample
+from xrbench.errors import ConfigError, DataError
+from xrbench.metrics.bootstrap import bootstrap_ci
+from xrbench.registry import Registry
+from xrbench.tasks.schema import TaskSpec
+
+FAMILIES: Registry = Registry("task family")
+
+
+@dataclass
+class Unit:
+    """One scoring unit of a split: a sample, or a group of samples scored together."""
+
+    id: str
+    patient: str
+    group: str
+    rows: list[int]  # indices into the split's samples
+
+
+@dataclass
+class SplitData:
+    """The kept samples of one split and their features (an array or a lazy patch-grid view)."""
+
+    samples: list[Sample]
+    features: Any
+    geometry: np.ndarray | None = None  # [N, 6] original h, w, padded side, top, left, input size
+
+
+@dataclass
+class HeadOutput:
+    """What a head returns: one prediction per test unit, and how it chose its hyper-parameters."""
+
+    predictions: list[Any]
+    hparams: dict = field(default_factory=dict)
+    val_score: float = float("nan")
+    #: scorer state chosen on val (decision thresholds), stored with the predictions
+    state: dict = field(default_factory=dict)
+
+
+@dataclass
+class Scored:
+    """Per-unit statistics of a test split and the metrics (value, CI) they aggregate to."""
+
+    units: list[Unit]
+    boot_units: list[str]
+    stats: list[dict]
+    metrics: dict[str, tuple[float, float | None, float | None]]
+
+
+class TaskFamily(ABC):
+    """Base class of every family; subclasses are registered in :data:`FAMILIES` by name."""
+
+    name: ClassVar[str] = ""
+    #: whether label fractions subsample the training split (a retrieval gallery is never subsampled)
+    subsample_train: ClassVar[bool] = True
+    #: splits whose samples the scorer needs besides test (retrieval: the gallery)
+    context_splits: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+        self.context: dict = {}
+
+    # -- data ---------------------------------------------------------------------------------
+    def keep(self, sample: Sample) -> bool:
+        """A task keeps the samples matching its ``where`` filter that carry a known target."""
+        return all(sample.meta.get(k) == v for k, v in self.spec.where.items()) and self.has_target(sample)
+
+    def has_target(self, sample: Sample) -> bool:
+        return True
+
+    @abstractmethod
+    def target(self, sample: Sample) -> Any:
+        """The ground truth of one sample as the head and the scorer see it."""
+
+    def stratum(self, sample: Sample) -> str:
+        """The stratum of a sample for label-fraction subsampling (rare labels must survive)."""
+        return ""
+
+    def prepare(self, splits: dict[str, list[Sample]]) -> None:
+        """Build what the scorer needs from the non-test splits (:attr:`context_splits`)."""
+
+    def units(self, samples: Sequence[Sample]) -> list[Unit]:
+        """Scoring units of a split: one per sample, or one per group when the task says so."""
+        if self.spec.aggregate == "group-mean":
+            groups: dict[str, list[int]] = {}
+            for i, s in enumerate(samples):
+                groups.setdefault(s.group or s.id, []).append(i)
+            return [Unit(g, samples[r[0]].patient, g, r) for g, r in groups.items()]
+        return [Unit(s.id, s.patient, s.group or "", [i]) for i, s in enumerate(samples)]
+
+    def boot_unit(self, unit: Unit) -> str:
+        """The unit a bootstrap resamples: patients by default (images of a patient correlate)."""
+        if self.spec.aggregate == "group-mean":
+            return unit.patient
+        return {"patient": unit.patient, "group": unit.group or unit.patient,
+                "sample": unit.id}[self.spec.bootstrap.unit]
+
+    def boot_unit_name(self) -> str:
+        return "patient" if self.spec.aggregate == "group-mean" else self.spec.bootstrap.unit
+
+    def truth(self, unit: Unit, samples: Sequence[Sample]) -> Any:
+        """The ground truth of a unit (that of its first sample: a group shares one label)."""
+        return self.target(samples[unit.rows[0]])
+
+    # -- head ---------------------------------------------------------------------------------
+    @abstractmethod
+    def fit_predict(self, train: SplitData, val: SplitData, test: SplitData, *, seed: int,
+                    device: str) -> HeadOutput:
+        """Fit on train, select on val only, predict every test unit once."""
+
+    # -- scorer -------------------------------------------------------------------------------
+    @abstractmethod
+    def unit_stats(self, truth: Any, prediction: Any, state: dict) -> dict:
+        """Sufficient statistics of one unit (JSON-able), computed once."""
+
+    @abstractmethod
+    def aggregate(self, table: dict[str, np.ndarray], rows: np.ndarray, state: dict) -> dict[str, float]:
+        """Every metric of the task over the units ``rows`` (a multiset) of a stacked table."""
+
+    def stack(self, stats: list[dict]) -> dict[str, np.ndarray]:
+        """Per-unit statistics as column arrays; :meth:`aggregate` indexes their first axis."""
+        if not stats:
+            return {}
+        return {k: np.asarray([s[k] for s in stats], dtype=np.float64) for k in stats[0]}
+
+    def metric_names(self) -> list[str]:
+        return list(self.spec.metrics)
+
+    # -- predictions I/O ----------------------------------------------------------------------
+    def prediction_from_row(self, row: dict, *, path, line: int) -> Any:
+        """A prediction from a version-2 predictions row (``row["prediction"]``)."""
+        if "prediction" not in row:
+            raise DataError("expected a 'prediction' field", path=path, row=line)
+        return row["prediction"]
+
+    def predictions_from_columns(self, ids: list[str], cols: dict[str, list], *, path) -> dict[str, Any]:
+        """Predictions from a flat CSV/JSONL file made elsewhere (``score:<label>``, ``rank:k``)."""
+        raise DataError(f"task family '{self.name}' takes predictions in the version-2 JSONL format "
+                        f"(docs/results.md), not a flat table", path=path)
+
+    def header(self) -> dict:
+        """What a predictions file needs, besides the task definition, to be re-aggregated."""
+        return {}
+
+    def restore(self, header: dict) -> None:
+        """Take back what :meth:`header` recorded (a predictions file read without its dataset)."""
+
+
+def create_family(spec: TaskSpec) -> TaskFamily:
+    """The family object of a task (by the task's ``family``)."""
+    return FAMILIES.get(spec.family)(spec)
+
+
+def score_units(family: TaskFamily, units: list[Unit], truths: list, predictions: list, state: dict,
+                *, n_boot: int, seed: int) -> Scored:
+    """Statistics of every unit, then every metric with its bootstrap CI over the boot units."""
+    if len(truths) != len(predictions):
+        raise ConfigError(f"{len(predictions)} predictions for {len(truths)} test units")
+    stats = [family.unit_stats(t, p, state) for t, p in zip(truths, predictions)]
+    boot = [family.boot_unit(u) for u in units]
+    return Scored(units, boot, stats, aggregate_with_ci(family, stats, boot, state, n_boot=n_boot, seed=seed))
+
+
+def aggregate_with_ci(family: TaskFamily, stats: list[dict], boot_units: list[str], state: dict, *,
+                      n_boot: int, seed: int) -> dict[str, tuple[float, float | None, float | None]]:
+    """name -> (value, ci_low, ci_high): the aggregate of all units and its percentile bootstrap."""
+    table = family.stack(stats)
+    point = family.aggregate(table, np.arange(len(stats)), state)
+    cis = (bootstrap_ci(lambda rows: family.aggregate(table, rows, state), len(stats), boot_units,
+                        n_boot=n_boot, seed=seed) if n_boot and stats else {})
+    return {k: (float(v), *cis.get(k, (None, None))) for k, v in point.items()}
+
+
+def limit_samples(samples: list[Sample], n: int | None) -> list[Sample]:
+    """A seeded subset of at most ``n`` samples, in dataset order (``--limit``, smoke tests)."""
+    if n is None or len(samples) <= n:
+        return samples
+    idx = np.random.default_rng(0).choice(len(samples), n, replace=False)
+    return [samples[i] for i in sorted(idx)]
+
+
+def kept_rows(family: TaskFamily, samples: Sequence[Sample], split: str, root) -> list[int]:
+    """Rows of a split the task keeps; a task with nothing to evaluate is a data error."""
+    rows = [i for i, s in enumerate(samples) if family.keep(s)]
+    if not rows:
+        spec = family.spec
+        raise DataError(f"task {spec.name}: the {split} split of '{spec.dataset}' has no labelled samples "
+                        f"matching {spec.where or 'the task'}", path=root)
+    return rows
+
+
+def subsample_patients(family: TaskFamily, samples: Sequence[Sample], fraction: float, seed: int) -> np.ndarray:
+    """Row indices of a seeded, patient-level subsample of the training split, stratified on each
+    patient's largest stratum (any positive, or its class) so that rare labels survive."""
+    if fraction >= 1.0 or not family.subsample_train:
+        return np.arange(len(samples))
+    by_patient: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_patient.setdefault(s.patient, []).append(i)
+    strata: dict = {}
+    for p, rows in sorted(by_patient.items()):
+        strata.setdefault(max(family.stratum(samples[i]) for i in rows), []).append(p)
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for _, patients in sorted(strata.items()):
+        n = max(1, int(round(fraction * len(patients))))
+        for p in rng.choice(patients, n, replace=False):
+            keep += by_patient[p]
+    return np.array(sorted(keep))

@@ -1,0 +1,278 @@
+"""The families on frozen global features: classification (linear probe, kNN), regression, retrieval.
+
+Their heads are the protocols of :mod:`xrbench.protocols` (fit on train, choose hyper-parameters
+on val through a selection callback, predict test once); their statistics are the per-unit truth
+and scores, and their aggregate is the registered metric functions, so a number is computed by
+the same code whichever way the predictions were produced.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+import xrbench.metrics  # noqa: F401  (registers metrics)
+import xrbench.protocols  # noqa: F401  (registers protocols)
+from xrbench.data.labels import apply_uncertainty
+from xrbench.data.sample import Sample
+from xrbench.errors import ConfigError, DataError
+from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily, Unit
+from xrbench.metrics.classification import THRESHOLDED, choose_threshold
+from xrbench.protocols.base import Split
+from xrbench.registry import METRICS, PROTOCOLS
+
+#: below this many feature values a head trains faster on the CPU than on a GPU (L-BFGS line
+#: searches synchronise with the host at every step; measured in docs/benchmarks.md)
+PROBE_GPU_MIN = 4_000_000
+
+
+def probe_device(device: str, n_values: int) -> str:
+    """The extraction device for large training sets, the CPU for small ones."""
+    return device if device.startswith("cuda") and n_values >= PROBE_GPU_MIN else "cpu"
+
+
+class GlobalFamily(TaskFamily):
+    """A protocol head on global features; subclasses define targets and the y array."""
+
+    kind: str = ""  # what the protocol is told: binary, multilabel, multiclass, regression, retrieval
+
+    def y_array(self, samples: Sequence[Sample]) -> np.ndarray:
+        return np.asarray([self.target(s) for s in samples])
+
+    def n_out(self, ys: list[np.ndarray]) -> int:
+        return 1
+
+    def labels(self) -> list[str]:
+        return ["target"]
+
+    def _metric_kwargs(self, name: str, state: dict) -> dict:
+        th = state.get("thresholds", {})
+        return {"threshold": th[name]} if name in th else {}
+
+    def unit_scores(self, units: list[Unit], scores: np.ndarray) -> np.ndarray:
+        """Scores of each unit: the mean over a group's images (MURA's official evaluation)."""
+        if all(len(u.rows) == 1 for u in units):
+            return scores[[u.rows[0] for u in units]]
+        return np.stack([scores[u.rows].mean(0) for u in units])
+
+    def fit_predict(self, train: SplitData, val: SplitData, test: SplitData, *, seed: int,
+                    device: str) -> HeadOutput:
+        ys = {k: self.y_array(d.samples) for k, d in (("train", train), ("val", val), ("test", test))}
+        n_out = self.n_out(list(ys.values()))
+        val_units = self.units(val.samples)
+        val_truth = self.stack_truth([self.truth(u, val.samples) for u in val_units])
+        select = self.selector(val_units, val_truth)
+        proto = PROTOCOLS.get(self.spec.protocol.name)(**self.spec.protocol.args)
+        dev = probe_device(device, np.asarray(train.features).size)
+        res = proto.run(Split(train.features, ys["train"]), Split(val.features, ys["val"]), test.features,
+                        task=self.kind, n_out=n_out, select=select, seed=seed, device=dev)
+        state = self.choose_state(val_units, val_truth, res.val_scores)
+        preds = self.test_predictions(test, res.test_scores)
+        return HeadOutput(preds, {**res.hparams, **state, "probe_device": dev}, res.val_score, state)
+
+    def test_predictions(self, test: SplitData, scores: np.ndarray) -> list[Any]:
+        us = self.unit_scores(self.units(test.samples), np.asarray(scores, dtype=np.float64))
+        return [[float(v) for v in np.atleast_1d(row)] for row in us]
+
+    def stack_truth(self, truths: list) -> np.ndarray:
+        return np.asarray(truths, dtype=np.float64)
+
+    def selector(self, val_units: list[Unit], val_truth: np.ndarray):
+        """Primary metric on val units, decided at the val-chosen threshold when it needs one."""
+        primary = self.spec.primary.metric
+        fn = METRICS.get(primary)
+        sign = 1.0 if self.spec.primary.direction == "higher" else -1.0
+        labels = self.labels()
+
+        def select(_y: np.ndarray, s: np.ndarray) -> float:
+            s_units = self.unit_scores(val_units, np.asarray(s, dtype=np.float64).reshape(len(s), -1))
+            kw = {}
+            if self.kind == "binary" and primary in THRESHOLDED:
+                kw["threshold"] = choose_threshold(primary, val_truth, s_units)
+            v = fn(val_truth, s_units, labels=labels, **kw)
+            return sign * (v if not isinstance(v, dict) else float(np.nanmean(list(v.values()))))
+
+        return select
+
+    def choose_state(self, val_units: list[Unit], val_truth: np.ndarray, val_scores) -> dict:
+        """Decision thresholds of binary hard-decision metrics, chosen on val units only."""
+        if self.kind != "binary" or val_scores is None:
+            return {}
+        s_units = self.unit_scores(val_units, np.asarray(val_scores, dtype=np.float64))
+        th = {m: choose_threshold(m, val_truth, s_units) for m in self.spec.metrics if m in THRESHOLDED}
+        return {"thresholds": th} if th else {}
+
+    # -- scorer ---------------------------------------------------------------------------------
+    def unit_stats(self, truth: Any, prediction: Any, state: dict) -> dict:
+        return {"y": truth, "s": list(prediction)}
+
+    def stack(self, stats: list[dict]) -> dict[str, np.ndarray]:
+        return {"y": self.stack_truth([s["y"] for s in stats]),
+                "s": np.asarray([s["s"] for s in stats], dtype=np.float64).reshape(len(stats), -1)}
+
+    def aggregate(self, table: dict[str, np.ndarray], rows: np.ndarray, state: dict) -> dict[str, float]:
+        y, s = table["y"][rows], table["s"][rows]
+        out: dict[str, float] = {}
+        for name in self.spec.metrics:
+            v = METRICS.get(name)(y, s, labels=self.labels(), **self._metric_kwargs(name, state))
+            out.update(v if isinstance(v, dict) else {name: v})
+        return out
+
+    def predictions_from_columns(self, ids: list[str], cols: dict[str, list], *, path) -> dict[str, Any]:
+        labels = self.labels()
+        names = [f"score:{n}" for n in labels]
+        if not all(n in cols for n in names):
+            numbered = [f"score:{i}" for i in range(len(labels))]
+            if all(n in cols for n in numbered):
+                names = numbered
+            elif len(labels) == 1 and "score" in cols:
+                names = ["score"]
+            else:
+                raise DataError(f"expected score columns {names}; found {sorted(cols)}", path=path)
+        try:
+            m = np.array([[float(cols[n][i]) for n in names] for i in range(len(ids))], dtype=np.float64)
+        except ValueError as e:
+            raise DataError(f"a score is not a number ({e})", path=path) from None
+        if np.isnan(m).any():
+            raise DataError("scores contain NaN", path=path)
+        return {i: [float(v) for v in row] for i, row in zip(ids, m)}
+
+
+@FAMILIES.register("linear")
+@FAMILIES.register("knn")
+class Classification(GlobalFamily):
+    """Binary, multi-label (NaN = unknown, masked) and multi-class targets; linear probe or kNN."""
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.kind = spec.target.type
+        if self.kind not in ("binary", "multilabel", "multiclass"):
+            raise ConfigError(f"task {spec.name}: family '{spec.family}' takes a binary, multilabel or "
+                              f"multiclass target, not {self.kind!r}")
+        self._n_classes: int | None = len(spec.target.labels) or None
+
+    def target(self, sample: Sample) -> Any:
+        t = self.spec.target
+        if self.kind == "multiclass":
+            return int(sample.target)
+        row = apply_uncertainty({k: sample.labels.get(k, float("nan")) for k in t.labels}, t.uncertain, t.blank)
+        return [float(row[k]) for k in t.labels]
+
+    def has_target(self, sample: Sample) -> bool:
+        if self.kind == "multiclass":
+            return sample.target is not None
+        return not all(v != v for v in self.target(sample))
+
+    def stratum(self, sample: Sample) -> int:
+        v = self.target(sample)
+        return int(v) if self.kind == "multiclass" else int(np.nanmax(np.nan_to_num(v, nan=0)) > 0)
+
+    def y_array(self, samples: Sequence[Sample]) -> np.ndarray:
+        if self.kind == "multiclass":
+            return np.array([self.target(s) for s in samples], dtype=np.int64)
+        return np.array([self.target(s) for s in samples], dtype=np.float64).reshape(len(samples), -1)
+
+    def stack_truth(self, truths: list) -> np.ndarray:
+        if self.kind == "multiclass":
+            return np.asarray(truths, dtype=np.int64).reshape(-1)
+        return np.asarray(truths, dtype=np.float64).reshape(len(truths), -1)
+
+    def n_out(self, ys: list[np.ndarray]) -> int:
+        if self.kind == "multiclass":
+            if self._n_classes is None:
+                self._n_classes = int(max(int(v.max()) for v in ys if len(v))) + 1
+            return self._n_classes
+        return len(self.spec.target.labels)
+
+    def labels(self) -> list[str]:
+        if self.kind == "multiclass" and not self.spec.target.labels:
+            return [str(i) for i in range(self._n_classes or 0)]
+        return list(self.spec.target.labels)
+
+    def header(self) -> dict:
+        return {"labels": self.labels()}
+
+    def restore(self, header: dict) -> None:
+        if self.kind == "multiclass" and header.get("labels"):
+            self._n_classes = len(header["labels"])
+
+
+@FAMILIES.register("regression")
+class Regression(GlobalFamily):
+    """A continuous target (bone age in months); ridge or kNN regression."""
+
+    kind = "regression"
+
+    def target(self, sample: Sample) -> float:
+        return float(sample.target)
+
+    def has_target(self, sample: Sample) -> bool:
+        return sample.target is not None
+
+    def y_array(self, samples: Sequence[Sample]) -> np.ndarray:
+        return np.array([self.target(s) for s in samples], dtype=np.float64)
+
+
+
+@FAMILIES.register("retrieval")
+class Retrieval(GlobalFamily):
+    """Image-to-image retrieval: test queries against the training gallery, nothing is trained.
+
+    A prediction is the ranked list of gallery ids; relevance (same value of ``target.relevance``)
+    is judged afterwards from the gallery's labels, so the head never sees a test label.
+    """
+
+    kind = "retrieval"
+    subsample_train = False
+    context_splits = ("train",)
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        if not spec.target.relevance:
+            raise ConfigError(f"task {spec.name}: key 'target.relevance' is required for retrieval")
+
+    def target(self, sample: Sample) -> str:
+        return str(sample.meta.get(self.spec.target.relevance))
+
+    def y_array(self, samples: Sequence[Sample]) -> np.ndarray:
+        return np.array([self.target(s) for s in samples], dtype=object)
+
+    def prepare(self, splits: dict[str, list[Sample]]) -> None:
+        gallery = splits["train"]
+        self.context = {"gallery": {s.id: self.target(s) for s in gallery},
+                        "counts": _counts(self.target(s) for s in gallery)}
+
+    def fit_predict(self, train: SplitData, val: SplitData, test: SplitData, *, seed: int,
+                    device: str) -> HeadOutput:
+        self.prepare({"train": train.samples})
+        proto = PROTOCOLS.get(self.spec.protocol.name)(**self.spec.protocol.args)
+        res = proto.run(Split(train.features, None), Split(val.features, None), test.features,
+                        task=self.kind, n_out=1, select=None, seed=seed, device="cpu")
+        ids = [s.id for s in train.samples]
+        return HeadOutput([[ids[j] for j in row] for row in np.asarray(res.test_scores, dtype=int)],
+                          dict(res.hparams), res.val_score, {})
+
+    def unit_stats(self, truth: Any, prediction: Any, state: dict) -> dict:
+        gallery = self.context["gallery"]
+        try:
+            rel = [1.0 if gallery[g] == truth else 0.0 for g in prediction]
+        except KeyError as e:
+            raise DataError(f"ranked id {e} is not in the gallery (train split)") from None
+        return {"n_rel": float(self.context["counts"].get(truth, 0)), "rel": rel}
+
+    def stack(self, stats: list[dict]) -> dict[str, np.ndarray]:
+        return {"y": np.asarray([s["n_rel"] for s in stats], dtype=np.float64),
+                "s": np.asarray([s["rel"] for s in stats], dtype=np.float64).reshape(len(stats), -1)}
+
+    def predictions_from_columns(self, ids: list[str], cols: dict[str, list], *, path) -> dict[str, Any]:
+        ranks = sorted((c for c in cols if c.startswith("rank:")), key=lambda c: int(c.split(":")[1]))
+        if not ranks:
+            raise DataError("retrieval predictions need rank:1..k columns (gallery ids)", path=path)
+        return {i: [str(cols[c][k]) for c in ranks] for k, i in enumerate(ids)}
+
+
+def _counts(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
