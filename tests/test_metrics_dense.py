@@ -249,6 +249,12 @@ def test_landmarks_truth_as_prediction():
     assert got == {"mre_mm": 0.0, "sdr@2mm": 1.0, "sdr@2.5mm": 1.0}
 
 
+def test_aggregates_of_no_units_are_nan():
+    for got in (segmentation.aggregate_segmentation([]), landmarks.aggregate_landmarks([]),
+                detection.aggregate_detection([], categories=CATS)):
+        assert len(got) > 1 and all(math.isnan(v) for v in got.values())
+
+
 def test_landmarks_reject_nan_prediction_and_ragged_counts():
     pred, truth = np.zeros((3, 2)), np.ones((3, 2))
     pred[1] = np.nan

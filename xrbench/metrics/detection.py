@@ -61,8 +61,9 @@ def image_stats(gt: list[dict], dt: list[dict], *, categories: list[str], max_de
     for g in gt:
         x, y, w, h = _xywh(g["box"], "gt.box")
         crowd = int(g.get("iscrowd", 0))
-        gts[_check_label(g, categories, "gt.label")].append(
-            {"id": len(gts[g["label"]]) + 1, "bbox": [x, y, w, h], "area": w * h, "iscrowd": crowd,
+        label = _check_label(g, categories, "gt.label")
+        gts[label].append(
+            {"id": len(gts[label]) + 1, "bbox": [x, y, w, h], "area": w * h, "iscrowd": crowd,
              "ignore": int(bool(crowd or g.get("ignore", 0)))})
     dts: dict[str, list] = {c: [] for c in categories}
     for d in dt:
@@ -70,8 +71,9 @@ def image_stats(gt: list[dict], dt: list[dict], *, categories: list[str], max_de
         score = float(d["score"])
         if not math.isfinite(score):
             raise DataError(f"detection score {d['score']!r} is not a finite number", field="dt.score")
-        dts[_check_label(d, categories, "dt.label")].append(
-            {"id": len(dts[d["label"]]) + 1, "bbox": [x, y, w, h], "area": w * h, "score": score})
+        label = _check_label(d, categories, "dt.label")
+        dts[label].append(
+            {"id": len(dts[label]) + 1, "bbox": [x, y, w, h], "area": w * h, "score": score})
     out: dict = {}
     for k, c in enumerate(categories):
         ev._gts[0, k], ev._dts[0, k] = gts[c], dts[c]

@@ -33,7 +33,7 @@ def stack_stats(stats: list[dict]) -> dict[str, np.ndarray]:
     if len(sizes) > 1:
         raise DataError(f"images have different numbers of landmarks: {sorted(sizes)}", field="radial_mm")
     k = sizes.pop() if sizes else 0
-    return {"radial_mm": np.asarray([s["radial_mm"] for s in stats], dtype=np.float64).reshape(-1, k)}
+    return {"radial_mm": np.asarray([s["radial_mm"] for s in stats], dtype=np.float64).reshape(len(stats), k)}
 
 
 def _name(t: float) -> str:
