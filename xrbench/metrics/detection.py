@@ -143,24 +143,22 @@ def aggregate_detection_batch(arrays: dict[str, np.ndarray], index_batches: np.n
                               categories: list[str]) -> dict[str, np.ndarray]:
     """Metric -> [B] values, one per row of ``index_batches`` ([B, n] image rows into ``arrays``)."""
     idx = np.asarray(index_batches, dtype=np.int64)
-    precision = -np.ones((len(idx), len(IOU_THRS), len(REC_THRS), len(categories)))
-    for k, c in enumerate(categories):
-        if f"n_gt/{c}" not in arrays:
-            continue
-        score, tp, fp = arrays[f"score/{c}"], arrays[f"tp/{c}"], arrays[f"fp/{c}"]
-        first, count, n_gt = arrays[f"first/{c}"], arrays[f"count/{c}"], arrays[f"n_gt/{c}"]
-        for b, rows in enumerate(idx):
-            npig = int(n_gt[rows].sum())
+    present = [(k, c) for k, c in enumerate(categories) if f"n_gt/{c}" in arrays]
+    out = {k: np.full(len(idx), np.nan) for k in
+           ["map50", "map", *(f"{m}/{c}" for c in categories for m in ("ap50", "ap"))]}
+    for b, rows in enumerate(idx):
+        precision = -np.ones((len(IOU_THRS), len(REC_THRS), len(categories)))  # COCO's layout
+        for k, c in present:
+            npig = int(arrays[f"n_gt/{c}"][rows].sum())
             if npig == 0:
                 continue
-            sel = _rows(first[rows], count[rows])
-            sel = sel[np.argsort(-score[sel], kind="mergesort")]
-            precision[b, :, :, k] = _precision(tp[sel], fp[sel], npig)
-    out = {"map50": np.array([_coco_mean(p[0]) for p in precision]),
-           "map": np.array([_coco_mean(p) for p in precision])}
-    for k, c in enumerate(categories):
-        out[f"ap50/{c}"] = np.array([_coco_mean(p[0, :, k]) for p in precision])
-        out[f"ap/{c}"] = np.array([_coco_mean(p[:, :, k]) for p in precision])
+            sel = _rows(arrays[f"first/{c}"][rows], arrays[f"count/{c}"][rows])
+            sel = sel[np.argsort(-arrays[f"score/{c}"][sel], kind="mergesort")]
+            precision[:, :, k] = _precision(arrays[f"tp/{c}"][sel], arrays[f"fp/{c}"][sel], npig)
+        out["map50"][b], out["map"][b] = _coco_mean(precision[0]), _coco_mean(precision)
+        for k, c in enumerate(categories):
+            out[f"ap50/{c}"][b] = _coco_mean(precision[0, :, k])
+            out[f"ap/{c}"][b] = _coco_mean(precision[:, :, k])
     return out
 
 
