@@ -29,6 +29,7 @@ from xrbench.families.base import (HeadOutput, Scored, SplitData, TaskFamily, ke
 from xrbench.features import distributed as dist
 from xrbench.features.extract import FeatureExtractor
 from xrbench.features.store import FeatureStore
+from xrbench.features.view import FeatureRows, take
 from xrbench.models.base import Encoder
 from xrbench.registry import DATASETS
 from xrbench.results import leaderboard
@@ -76,6 +77,7 @@ class Runner:
                                           num_workers=cfg.num_workers)
         self.say = progress or (lambda m: tqdm.write(m, file=sys.stderr))
         self._loaders: dict[tuple, DatasetLoader] = {}
+        self._kinds: dict[str, set[str]] = {}  # dataset -> feature kinds the run's tasks need
         self._warned_random = False
 
     # -- data ---------------------------------------------------------------------------
@@ -97,13 +99,18 @@ class Runner:
                           f"data: every result says weights=random-init", stacklevel=2)
             self._warned_random = True
         splits = {}
+        kinds = sorted(self._kinds.get(spec.dataset, set()) | {spec.features})
         for split in SPLITS:
-            # features cover the whole split (shared by every task of the dataset); rows are picked after
+            # features cover the whole split (shared by every task of the dataset, every kind any of
+            # them needs from one forward pass); rows are picked after
             full = limit_samples(loader.split(split), self.cfg.limit)
-            arr = self.extractor.features(spec.dataset, split, full, loader.image_manifest_hash(full),
-                                          [spec.features])[spec.features]
+            got = self.extractor.features_and_geometry(spec.dataset, split, full,
+                                                       loader.image_manifest_hash(full), kinds)
+            arr, geo = got[spec.features]
             rows = kept_rows(family, full, split, loader.root)
-            splits[split] = SplitData([full[i] for i in rows], np.asarray(arr[rows], dtype=np.float32))
+            feats = (np.asarray(arr[rows], dtype=np.float32) if spec.features == "global"
+                     else FeatureRows(arr, rows))
+            splits[split] = SplitData([full[i] for i in rows], feats, np.asarray(geo[rows]))
         # the hash of what was actually evaluated (after --limit and the task's row selection)
         used = [s for split in SPLITS for s in splits[split].samples]
         return TaskData(splits, manifest_hash(used, loader.root), synthetic)
@@ -121,7 +128,8 @@ class Runner:
             for seed in self.cfg.seeds:
                 t1 = time.perf_counter()
                 keep = subsample_patients(family, train.samples, fraction, seed)
-                sub = SplitData([train.samples[i] for i in keep], train.features[keep])
+                sub = SplitData([train.samples[i] for i in keep], take(train.features, keep),
+                                train.geometry[keep])
                 out = family.fit_predict(sub, val, test, seed=seed, device=self.cfg.device)
                 fit_s = time.perf_counter() - t1
                 units = family.units(test.samples)
@@ -164,6 +172,8 @@ class Runner:
     # -- many tasks -------------------------------------------------------------------------
     def run(self, specs: list[TaskSpec]) -> list[ResultRecord]:
         records = []
+        for spec in specs:
+            self._kinds.setdefault(spec.dataset, set()).add(spec.features)
         bar = tqdm(specs, desc="tasks", unit="task", disable=None, leave=False)
         for spec in bar:
             bar.set_postfix_str(spec.name)

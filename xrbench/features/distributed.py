@@ -1,15 +1,14 @@
 """Multi-GPU / multi-node extraction under ``torchrun``: strided shards, assembled on rank 0.
 
-Each rank encodes samples ``rank, rank + world, ...``; the shards meet through
-``all_gather_object`` (gloo or nccl), and rank 0 interleaves them back into dataset order. With no
-process group initialised every function degrades to the single-process case.
+Each rank streams samples ``rank, rank + world, ...`` into its own shard entry of the store (on a
+shared ``XRBENCH_HOME``); after a barrier rank 0 interleaves the shards back into dataset order
+(:meth:`xrbench.features.extract.FeatureExtractor._assemble`), in chunks, so no rank ever holds a
+split in RAM. With no process group initialised every function degrades to the single process.
 """
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
 
-import numpy as np
 import torch.distributed as tdist
 
 
@@ -46,22 +45,3 @@ def init_from_env(device: str) -> str:
             torch.cuda.set_device(local)
             return f"cuda:{local}"
     return device
-
-
-def encode_sharded(encode: Callable[[Sequence[int]], dict[str, np.ndarray]], *, n: int,
-                   kinds: Sequence[str]) -> dict[str, np.ndarray]:
-    """Run ``encode(indices)`` on this rank's shard and return the full arrays (on every rank)."""
-    r, w = rank(), world()
-    mine = encode(list(range(r, n, w)))
-    if w == 1:
-        return mine
-    shards: list[dict[str, np.ndarray] | None] = [None] * w
-    tdist.all_gather_object(shards, mine)
-    out = {}
-    for k in kinds:
-        first = shards[0][k]
-        full = np.empty((n,) + first.shape[1:], dtype=first.dtype)
-        for i, shard in enumerate(shards):
-            full[i::w] = shard[k]
-        out[k] = full
-    return out

@@ -1,14 +1,20 @@
-"""Batched, cached feature extraction: each (encoder, dataset, split) is encoded once, ever.
+"""Batched, cached, streaming feature extraction: each (encoder, dataset, split) is encoded once, ever.
 
-On CUDA the forward pass runs under bf16 autocast; DataLoader workers decode images in
-parallel. Under ``torchrun`` each rank encodes a strided shard and rank 0 assembles the result
-(see :mod:`xrbench.features.distributed`).
+Batches stream from DataLoader workers (decode + pad + resize) through the encoder straight into
+memory-mapped store entries, so RAM stays bounded by a batch whatever the split size, and every
+``CHUNK`` images the progress is committed: a killed run resumes from its last complete chunk.
+All the kinds a run needs of a split (global, patch grid) come from one forward pass. On CUDA
+the forward runs under bf16 autocast. Under ``torchrun`` each rank streams its strided shard into
+a shard entry, and rank 0 interleaves the shards into the final entry (see
+:mod:`xrbench.features.distributed`).
 """
 from __future__ import annotations
 
 import logging
+import shutil
 import time
-from typing import Sequence
+from dataclasses import astuple
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,10 +26,14 @@ from xrbench.data.sample import Sample
 from xrbench.errors import DataError
 from xrbench.features import distributed as dist
 from xrbench.features.preprocess import to_input_tensor
-from xrbench.features.store import FeatureStore, feature_key
+from xrbench.features.store import CorruptEntry, FeatureStore, feature_key
 from xrbench.models.base import Encoder, EncoderMeta
 
 log = logging.getLogger(__name__)
+
+#: images per committed chunk: a crash loses at most this many encoded images
+CHUNK = 256
+DTYPES = {"global": "float32", "patches": "float16"}
 
 
 class _Images(Dataset):
@@ -34,41 +44,50 @@ class _Images(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int):
-        """(image tensor, index, error). A bad image comes back as its error message instead of an
-        exception, so that the main process raises it plainly rather than wrapped in a worker
+        """(image tensor, geometry, error). A bad image comes back as its error message instead of
+        an exception, so that the main process raises it plainly rather than wrapped in a worker
         traceback."""
         idx = self.indices[i]
         try:
-            x, _ = to_input_tensor(read_image(self.samples[idx].image), self.meta)
-            return x, idx, ""
+            x, geo = to_input_tensor(read_image(self.samples[idx].image), self.meta)
+            return x, torch.tensor(astuple(geo), dtype=torch.int32), ""
         except DataError as e:
             size = self.meta.input_size
-            return torch.zeros(self.meta.in_chans, size, size), idx, str(e)
+            return torch.zeros(self.meta.in_chans, size, size), torch.zeros(6, dtype=torch.int32), str(e)
 
 
-def encode_samples(encoder: Encoder, samples: Sequence[Sample], *, kinds: Sequence[str],
-                   device: str = "cpu", batch_size: int = 32, num_workers: int = 0,
-                   indices: Sequence[int] | None = None, desc: str = "extract") -> dict[str, np.ndarray]:
-    """Encode ``samples[indices]``; returns kind -> array in the order of ``indices``."""
-    indices = list(range(len(samples))) if indices is None else list(indices)
+def iter_batches(encoder: Encoder, samples: Sequence[Sample], indices: Sequence[int], *,
+                 kinds: Sequence[str], device: str = "cpu", batch_size: int = 32, num_workers: int = 0,
+                 desc: str = "extract") -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Encode ``samples[indices]`` in order, yielding (kind -> batch array, geometry [B, 6])."""
     encoder = encoder.to(device).eval()
     cuda = device.startswith("cuda")
     loader = DataLoader(_Images(samples, indices, encoder.meta), batch_size=batch_size,
                         num_workers=num_workers, pin_memory=cuda, shuffle=False,
                         persistent_workers=False)
-    chunks: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
-    with tqdm(total=len(indices), desc=desc, unit="img", leave=False, disable=None) as bar:
-        for x, _, errors in loader:
+    with tqdm(total=len(indices), desc=desc, unit="img", leave=False, disable=None) as bar, torch.inference_mode():
+        for x, geo, errors in loader:
             bad = [e for e in errors if e]
             if bad:
                 raise DataError(bad[0] + (f" (and {len(bad) - 1} more in this batch)" if len(bad) > 1 else ""))
             x = x.to(device, non_blocking=cuda)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 out = encoder.encode(x)
-            for k in kinds:
-                v = out[k].float()
-                chunks[k].append(v.to(torch.float16 if k == "patches" else torch.float32).cpu().numpy())
+            yield ({k: out[k].float().to(getattr(torch, DTYPES[k])).cpu().numpy() for k in kinds},
+                   geo.numpy())
             bar.update(x.shape[0])
+
+
+def encode_samples(encoder: Encoder, samples: Sequence[Sample], *, kinds: Sequence[str],
+                   device: str = "cpu", batch_size: int = 32, num_workers: int = 0,
+                   indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """Encode ``samples[indices]`` into memory (small sets, tests); the store streams instead."""
+    indices = list(range(len(samples))) if indices is None else list(indices)
+    chunks: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
+    for out, _ in iter_batches(encoder, samples, indices, kinds=kinds, device=device,
+                               batch_size=batch_size, num_workers=num_workers):
+        for k in kinds:
+            chunks[k].append(out[k])
     dim = encoder.meta.embed_dim
     return {k: (np.concatenate(v) if v else np.zeros((0, dim), np.float32)) for k, v in chunks.items()}
 
@@ -90,32 +109,127 @@ class FeatureExtractor:
 
     def features(self, dataset: str, split: str, samples: Sequence[Sample], image_manifest: str,
                  kinds: Sequence[str]) -> dict[str, np.ndarray]:
-        """kind -> array aligned with ``samples`` (extracting the missing kinds in one pass)."""
+        """kind -> memory-mapped array aligned with ``samples`` (missing kinds in one pass)."""
+        return {k: v[0] for k, v in self.features_and_geometry(dataset, split, samples, image_manifest,
+                                                              kinds).items()}
+
+    def features_and_geometry(self, dataset: str, split: str, samples: Sequence[Sample],
+                              image_manifest: str, kinds: Sequence[str]
+                              ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """kind -> (features, geometry [N, 6]) aligned with ``samples``."""
+        if not samples:
+            dim = self.encoder.meta.embed_dim
+            return {k: (np.zeros((0, dim), np.float32), np.zeros((0, 6), np.int32)) for k in kinds}
         keys = {k: self.key(dataset, split, image_manifest, k) for k in kinds}
-        missing = [k for k in kinds if not self.store.has(keys[k])]
-        if missing and samples:
+        out = {k: v for k, v in ((k, self._load(keys[k], samples)) for k in kinds) if v is not None}
+        missing = [k for k in kinds if k not in out]
+        if missing:
             t0 = time.perf_counter()
-            arrays = dist.encode_sharded(
-                lambda idx: encode_samples(self.encoder, samples, kinds=missing, device=self.device,
-                                           batch_size=self.batch_size, num_workers=self.num_workers,
-                                           indices=idx, desc=f"{dataset}/{split}"),
-                n=len(samples), kinds=missing)
-            if dist.is_main():
-                for k in missing:
-                    self.store.save(keys[k], arrays[k], [s.id for s in samples], {
-                        "encoder": self.encoder.meta.to_dict(), "dataset": dataset, "split": split,
-                        "kind": k, "n": len(samples), "images": image_manifest,
-                        "preprocessing": self.encoder.meta.preprocessing()})
-            dist.barrier()
+            self._extract({k: keys[k] for k in missing}, dataset, split, samples, image_manifest)
             self.seconds += time.perf_counter() - t0
             self.computed += [f"{dataset}/{split}/{k}" for k in missing]
-        out = {}
-        for k in kinds:
-            if not samples:
-                out[k] = np.zeros((0, self.encoder.meta.embed_dim), np.float32)
-                continue
-            arr, ids = self.store.load(keys[k])
-            if ids != [s.id for s in samples]:  # content-addressed: cannot happen unless tampered
-                raise RuntimeError(f"feature store entry {keys[k]} does not match its samples")
-            out[k] = arr
-        return out
+            for k in missing:
+                arr, geo, ids = self.store.load(keys[k])
+                out[k] = (arr, geo)
+        return {k: out[k] for k in kinds}
+
+    def _load(self, key: str, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.store.has(key):
+            return None
+        try:
+            arr, geo, ids = self.store.load(key)
+            if ids != [s.id for s in samples]:
+                raise CorruptEntry("its ids are not those of the samples it is keyed by")
+            return arr, geo
+        except CorruptEntry as e:
+            if dist.is_main():
+                self.store.quarantine(key, str(e))
+            dist.barrier()
+            return None
+
+    def _extract(self, keys: dict[str, str], dataset: str, split: str, samples: Sequence[Sample],
+                 image_manifest: str) -> None:
+        r, w = dist.rank(), dist.world()
+        mine = list(range(r, len(samples), w))
+        shard = {k: key if w == 1 else f"{key}.shard{r}of{w}" for k, key in keys.items()}
+        self._stream(shard, samples, mine, f"{dataset}/{split}")
+        meta = {"encoder": self.encoder.meta.to_dict(), "dataset": dataset, "split": split,
+                "n": len(samples), "images": image_manifest, "preprocessing": self.encoder.meta.preprocessing()}
+        ids = [s.id for s in samples]
+        if w == 1:
+            for k, key in keys.items():
+                part = self.store.partial(key)
+                feats, geo = np.load(part.dir / "features.npy", mmap_mode="r+"), np.load(part.dir / "geometry.npy", mmap_mode="r+")
+                part.publish(feats, geo, ids, {**meta, "kind": k})
+            return
+        dist.barrier()
+        if dist.is_main():
+            for k, key in keys.items():
+                self._assemble(key, k, len(samples), w, ids, {**meta, "kind": k})
+        dist.barrier()
+
+    def _stream(self, keys: dict[str, str], samples: Sequence[Sample], indices: list[int], desc: str) -> None:
+        """Encode ``indices`` into partial entries, resuming after the last committed chunk."""
+        parts = {k: self.store.partial(key) for k, key in keys.items()}
+        n = len(indices)
+        done = min(_saved_done(p) for p in parts.values())
+        arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        pos, last = done, done
+        if done:
+            log.info("%s: resuming extraction at image %d of %d", desc, done, n)
+        for out, geo in iter_batches(self.encoder, samples, indices[done:], kinds=list(keys),
+                                     device=self.device, batch_size=self.batch_size,
+                                     num_workers=self.num_workers, desc=desc):
+            b = len(geo)
+            for k, part in parts.items():
+                if k not in arrays:
+                    feats, g, d = part.open(n, out[k].shape[1:], DTYPES[k])
+                    if d != done:  # the saved partial did not fit: start this split again
+                        for p in parts.values():
+                            shutil.rmtree(p.dir, ignore_errors=True)
+                        return self._stream(keys, samples, indices, desc)
+                    arrays[k] = (feats, g)
+                feats, g = arrays[k]
+                feats[pos:pos + b] = out[k]
+                g[pos:pos + b] = geo
+            pos += b
+            if pos - last >= CHUNK or pos == n:
+                for k, part in parts.items():
+                    part.commit(*arrays[k], pos)
+                last = pos
+        if not arrays and n:  # everything was done by an earlier run
+            return None
+        if n == 0:  # an empty shard (more ranks than images)
+            for k, part in parts.items():
+                feats, g, _ = part.open(0, (self.encoder.meta.embed_dim,), DTYPES[k])
+                part.commit(feats, g, 0)
+        return None
+
+    def _assemble(self, key: str, kind: str, n: int, w: int, ids: list[str], meta: dict) -> None:
+        """Interleave the ranks' shard entries (rank r holds rows r, r + w, ...) into the entry."""
+        shards = [np.load(self.store.partial(f"{key}.shard{r}of{w}").dir / "features.npy", mmap_mode="r")
+                  for r in range(w)]
+        geos = [np.load(self.store.partial(f"{key}.shard{r}of{w}").dir / "geometry.npy", mmap_mode="r")
+                for r in range(w)]
+        row_shape = next(s.shape[1:] for s in shards if len(s))
+        part = self.store.partial(key)
+        shutil.rmtree(part.dir, ignore_errors=True)
+        feats, geo, _ = part.open(n, row_shape, DTYPES[kind])
+        for r, (s, g) in enumerate(zip(shards, geos)):
+            for i in range(0, len(s), CHUNK):
+                j = min(i + CHUNK, len(s))
+                feats[r + w * i: r + w * j: w] = s[i:j]
+                geo[r + w * i: r + w * j: w] = g[i:j]
+        part.publish(feats, geo, ids, meta)
+        for r in range(w):
+            shutil.rmtree(self.store.partial(f"{key}.shard{r}of{w}").dir, ignore_errors=True)
+
+
+def _saved_done(part) -> int:
+    """Rows an interrupted run committed to this partial entry (0 when there is none)."""
+    import json
+
+    try:
+        return int(json.loads(part.progress_path.read_text())["done"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0

@@ -1,22 +1,33 @@
 """A content-addressed feature store: extract once per (encoder, preprocessing, images, split, kind).
 
-Layout: ``<root>/<key>/{<kind>.npy, ids.json, meta.json}``. A key directory is written to a
-temporary sibling and renamed into place, so a crash never leaves a half-written entry that
-a later run would trust.
+Layout: ``<root>/<key>/{features.npy, geometry.npy, ids.json, meta.json}``. Global features are
+float32, patch grids float16 ``[N, h, w, D]``; both are memory-mapped on load, so a split of any
+size is never copied whole into RAM. ``geometry.npy`` holds each image's original height and width,
+padded side, top and left padding, and input size (:class:`xrbench.features.preprocess.Geometry`),
+so boxes, masks and landmarks map into grid space and predictions back to original pixels.
+
+Writing streams: :class:`PartialEntry` preallocates the arrays in ``<root>/.partial-<key>/`` and
+records each completed chunk in ``progress.json``; an interrupted extraction resumes from its last
+complete chunk, and the finished folder is renamed into place, so a crash never leaves an entry a
+later run would trust. ``meta.json`` records each array's shape, dtype and xxh3 checksum: an entry
+that fails verification is reported by name, moved aside into ``.quarantine/`` and rebuilt.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import shutil
-import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from xrbench.atomic import publish_dir
+from xrbench.atomic import atomic_write_text, publish_dir
 
-KINDS = ("global", "patches")
+FORMAT = 2
+#: arrays up to this size are checksummed on every load; larger ones by ``verify(full=True)``
+VERIFY_ON_LOAD_BYTES = 256 << 20
 
 
 def feature_key(*, encoder: dict, preprocessing: dict, dataset: str, image_manifest: str,
@@ -25,8 +36,26 @@ def feature_key(*, encoder: dict, preprocessing: dict, dataset: str, image_manif
     payload = {"encoder": {k: encoder.get(k) for k in ("name", "architecture", "weights_sha256",
                                                         "weights", "extra")},
                "preprocessing": preprocessing, "dataset": dataset, "images": image_manifest,
-               "split": split, "kind": kind, "format": 1}
+               "split": split, "kind": kind, "format": FORMAT}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def checksum(path: Path) -> str:
+    """xxh3-128 of a file, streamed (GB/s; blake2b where xxhash is missing)."""
+    try:
+        import xxhash
+
+        h = xxhash.xxh3_128()
+    except ImportError:  # pragma: no cover - xxhash is a dependency
+        h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class CorruptEntry(Exception):
+    """A store entry whose files do not match its meta.json."""
 
 
 class FeatureStore:
@@ -39,24 +68,120 @@ class FeatureStore:
     def has(self, key: str) -> bool:
         return (self.path(key) / "meta.json").is_file()
 
-    def load(self, key: str, *, mmap: bool = True) -> tuple[np.ndarray, list[str]]:
+    def load(self, key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(features memmap, geometry [N, 6], ids) of a verified entry; raises :class:`CorruptEntry`."""
         d = self.path(key)
-        arr = np.load(d / "features.npy", mmap_mode="r" if mmap else None)
-        ids = json.loads((d / "ids.json").read_text())
-        return arr, ids
-
-    def save(self, key: str, array: np.ndarray, ids: list[str], meta: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}."))
         try:
-            np.save(tmp / "features.npy", array)
-            (tmp / "ids.json").write_text(json.dumps(ids))
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-            final = self.path(key)
-            if final.exists():  # another process won the race: theirs is as good as ours
-                shutil.rmtree(tmp)
-                return
-            publish_dir(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            meta = json.loads((d / "meta.json").read_text())
+            ids = json.loads((d / "ids.json").read_text())
+            arrays = {}
+            for name in ("features", "geometry"):
+                f = d / f"{name}.npy"
+                info = meta["arrays"][name]
+                if info["bytes"] <= VERIFY_ON_LOAD_BYTES and checksum(f) != info["xxh3"]:
+                    raise CorruptEntry(f"{f.name} does not match its checksum")
+                arrays[name] = np.load(f, mmap_mode="r")
+                if list(arrays[name].shape) != info["shape"] or str(arrays[name].dtype) != info["dtype"]:
+                    raise CorruptEntry(f"{f.name} has shape {arrays[name].shape} {arrays[name].dtype}, "
+                                       f"meta.json says {info['shape']} {info['dtype']}")
+        except CorruptEntry:
             raise
+        except (OSError, ValueError, KeyError, TypeError) as e:  # truncated, missing, not JSON
+            raise CorruptEntry(f"{e.__class__.__name__}: {e}") from None
+        if len(ids) != len(arrays["features"]):
+            raise CorruptEntry(f"{len(ids)} ids for {len(arrays['features'])} rows")
+        return arrays["features"], np.asarray(arrays["geometry"]), ids
+
+    def verify(self, key: str, *, full: bool = True) -> str | None:
+        """None when the entry is sound, else what is wrong (every array checksummed if ``full``)."""
+        try:
+            self.load(key)
+            if full:
+                meta = json.loads((self.path(key) / "meta.json").read_text())
+                for name, info in meta["arrays"].items():
+                    if checksum(self.path(key) / f"{name}.npy") != info["xxh3"]:
+                        return f"{name}.npy does not match its checksum"
+        except CorruptEntry as e:
+            return str(e)
+        return None
+
+    def quarantine(self, key: str, why: str) -> Path:
+        """Move a bad entry aside (kept for inspection, never read again) and say so."""
+        dest = self.root / ".quarantine" / f"{key}-{time.strftime('%Y%m%dT%H%M%S')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path(key).rename(dest)
+        except OSError:
+            shutil.rmtree(self.path(key), ignore_errors=True)
+        warnings.warn(f"feature store entry {self.path(key)} is corrupt ({why}); moved to {dest} and "
+                      f"rebuilt", stacklevel=2)
+        return dest
+
+    def keys(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if self.root.is_dir() else []
+
+    def partial(self, key: str) -> "PartialEntry":
+        return PartialEntry(self, key)
+
+
+class PartialEntry:
+    """An entry being written chunk by chunk; resumable after a crash, published when complete."""
+
+    def __init__(self, store: FeatureStore, key: str):
+        self.store, self.key = store, key
+        self.dir = store.root / f".partial-{key}"
+        self.progress_path = self.dir / "progress.json"
+
+    def progress(self, n: int, shape: tuple, dtype: str) -> int:
+        """Rows already written by an earlier, interrupted run of the same extraction (else 0)."""
+        try:
+            p = json.loads(self.progress_path.read_text())
+            if p["n"] == n and p["shape"] == list(shape) and p["dtype"] == dtype:
+                return int(p["done"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return 0
+
+    def open(self, n: int, row_shape: tuple, dtype: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(features memmap, geometry memmap, rows already done), created or reopened."""
+        shape = (n, *row_shape)
+        done = self.progress(n, shape, dtype)
+        if done == 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            feats = np.lib.format.open_memmap(self.dir / "features.npy", mode="w+", dtype=dtype, shape=shape)
+            geo = np.lib.format.open_memmap(self.dir / "geometry.npy", mode="w+", dtype=np.int32, shape=(n, 6))
+        else:
+            feats = np.load(self.dir / "features.npy", mmap_mode="r+")
+            geo = np.load(self.dir / "geometry.npy", mmap_mode="r+")
+        return feats, geo, done
+
+    def commit(self, feats: np.ndarray, geo: np.ndarray, done: int) -> None:
+        """Rows ``[0, done)`` are on disk: flush, then record it (atomically)."""
+        feats.flush()
+        geo.flush()
+        atomic_write_text(self.progress_path, json.dumps(
+            {"n": int(feats.shape[0]), "shape": list(feats.shape), "dtype": str(feats.dtype), "done": int(done)}))
+
+    def publish(self, feats: np.ndarray, geo: np.ndarray, ids: list[str], meta: dict) -> None:
+        """Write ids and meta (with checksums) and rename the folder into place."""
+        feats.flush()
+        geo.flush()
+        del feats, geo
+        arrays = {}
+        for name in ("features", "geometry"):
+            f = self.dir / f"{name}.npy"
+            a = np.load(f, mmap_mode="r")
+            arrays[name] = {"shape": list(a.shape), "dtype": str(a.dtype), "bytes": f.stat().st_size,
+                            "xxh3": checksum(f)}
+            del a
+        (self.dir / "ids.json").write_text(json.dumps(ids))
+        self.progress_path.unlink(missing_ok=True)
+        (self.dir / "meta.json").write_text(json.dumps({**meta, "arrays": arrays, "format": FORMAT},
+                                                       indent=1, sort_keys=True, default=str))
+        final = self.store.path(self.key)
+        if final.exists():  # another process won the race: theirs is as good as ours
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return
+        publish_dir(self.dir, final)
