@@ -171,18 +171,25 @@ def test_detection_truth_as_prediction_and_empty_prediction():
     assert detection.coco_reference(gts, [[] for _ in gts], CATS) == empty
 
 
-def test_detection_ignore_box_is_neither_missed_nor_matched():
-    gt = [{"box": [0, 0, 10, 10], "label": "nodule", "iscrowd": 0, "ignore": 0},
-          {"box": [50, 50, 60, 60], "label": "nodule", "iscrowd": 0, "ignore": 1}]
+def test_detection_crowd_box_is_neither_missed_nor_matched_and_ignore_flag_is_pycocotools():
+    # a crowd gt box is ignored: a miss on it costs nothing, a detection on it is not a false positive
+    gt = [{"box": [0, 0, 10, 10], "label": "nodule", "iscrowd": 0},
+          {"box": [50, 50, 60, 60], "label": "nodule", "iscrowd": 1}]
     hit = [{"box": [0, 0, 10, 10], "label": "nodule", "score": 0.9}]
     s = detection.image_stats(gt, hit, categories=CATS)
     assert s["n_gt/nodule"] == 1 and s["matched/nodule"] == [[1]] * 10
     assert detection.aggregate_detection([s], categories=CATS)["ap/nodule"] == pytest.approx(1.0)
     assert detection.coco_reference([gt], [hit], CATS)["ap/nodule"] == pytest.approx(1.0)
-    on_ignored = hit + [{"box": [50, 50, 60, 60], "label": "nodule", "score": 0.95}]
-    s2 = detection.image_stats(gt, on_ignored, categories=CATS)
-    assert s2["ignored/nodule"] == [[1, 0]] * 10  # the top detection sits on the ignored box
+    on_crowd = hit + [{"box": [50, 50, 60, 60], "label": "nodule", "score": 0.95}]
+    s2 = detection.image_stats(gt, on_crowd, categories=CATS)
+    assert s2["ignored/nodule"] == [[1, 0]] * 10  # the top detection sits on the crowd box
     assert detection.aggregate_detection([s2], categories=CATS)["ap/nodule"] == pytest.approx(1.0)
+    # pycocotools overwrites 'ignore' with 'iscrowd': an ignore-flagged box still counts as a miss
+    flagged = [gt[0], {"box": [50, 50, 60, 60], "label": "nodule", "iscrowd": 0, "ignore": 1}]
+    s3 = detection.image_stats(flagged, hit, categories=CATS)
+    assert s3["n_gt/nodule"] == 2
+    ours = detection.aggregate_detection([s3], categories=CATS)["ap/nodule"]
+    assert ours == detection.coco_reference([flagged], [hit], CATS)["ap/nodule"] < 1.0
 
 
 def test_detection_stats_round_trip_json_and_keep_top_max_dets():

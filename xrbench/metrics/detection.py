@@ -10,10 +10,10 @@ interpolated precision; a category without ground truth is left out of the mean,
 would score the same images given fresh ids, in list order (the order decides ties in score).
 
 Ground truth: ``iscrowd`` boxes are matched the crowd way (pycocotools' IoU and repeated matches) and
-are ignored; ``ignore`` boxes are ignored (detections matched to them neither help nor hurt). Note
-that pycocotools' ``COCOeval._prepare`` overwrites an annotation's ``ignore`` with its ``iscrowd``
-(cocodataset/cocoapi#123, #466); we apply the intended ``ignore or iscrowd``, as the Matlab API does,
-so the two agree whenever no box is marked ``ignore``.
+are ignored (detections matched to them neither help nor hurt). An annotation's own ``ignore`` field
+is accepted and, exactly as in pycocotools, has no effect: ``COCOeval._prepare`` overwrites it with
+``iscrowd`` (cocodataset/cocoapi#123, #466). The numbers are pycocotools' to the bit, so a result
+can be checked with the library everyone uses; a box to be ignored is marked ``iscrowd``.
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def image_stats(gt: list[dict], dt: list[dict], *, categories: list[str], max_de
         label = _check_label(g, categories, "gt.label")
         gts[label].append(
             {"id": len(gts[label]) + 1, "bbox": [x, y, w, h], "area": w * h, "iscrowd": crowd,
-             "ignore": int(bool(crowd or g.get("ignore", 0)))})
+             "ignore": crowd})
     dts: dict[str, list] = {c: [] for c in categories}
     for d in dt:
         x, y, w, h = _xywh(d["box"], "dt.box")
@@ -169,17 +169,6 @@ def aggregate_detection(stats: list[dict], *, categories: list[str]) -> dict[str
     return {k: float(v[0]) for k, v in batch.items()}
 
 
-class _COCOevalWithIgnore(COCOeval):
-    """COCOeval that keeps a ground-truth box's own ``ignore`` flag (``ignore or iscrowd``)."""
-
-    def _prepare(self):
-        own = {a["id"]: a.get("ignore", 0) for a in self.cocoGt.dataset["annotations"]}
-        super()._prepare()
-        for boxes in self._gts.values():
-            for g in boxes:
-                g["ignore"] = bool(g["ignore"] or own[g["id"]])
-
-
 def coco_reference(gts_by_image: list[list[dict]], dts_by_image: list[list[dict]],
                    categories: list[str]) -> dict[str, float]:
     """map50/map/per-category AP from the real COCO + COCOeval pipeline (images get ids in list order).
@@ -208,7 +197,7 @@ def coco_reference(gts_by_image: list[list[dict]], dts_by_image: list[list[dict]
             dt = COCO()
             dt.dataset = {"images": images, "annotations": [], "categories": cats}
             dt.createIndex()
-        ev = _COCOevalWithIgnore(gt, dt, iouType="bbox")
+        ev = COCOeval(gt, dt, iouType="bbox")
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
