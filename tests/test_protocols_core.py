@@ -83,3 +83,21 @@ def test_ridge_recovers_a_linear_target_and_clips_extrapolation():
     far = Ridge().run(Split(x[:300], y[:300]), Split(x[300:400], y[300:400]), x[400:] * 50,
                       task="regression", n_out=1, select=sel)
     assert far.test_scores.min() >= y[:300].min() and far.test_scores.max() <= y[:300].max()
+
+
+def test_constant_training_feature_gets_scale_one_as_in_scikit_learn():
+    from sklearn.preprocessing import StandardScaler
+
+    from xrbench.protocols.base import standardiser
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 4)).astype(np.float32)
+    x[:, 2] = 0.25  # constant on train (one real EfficientNet channel is)
+    mu, sd = standardiser(x)
+    ref = StandardScaler().fit(x)
+    np.testing.assert_allclose(mu, ref.mean_, atol=1e-6)
+    np.testing.assert_allclose(sd, ref.scale_, rtol=1e-5)
+    assert sd[2] == 1.0
+    val = x[:3].copy()
+    val[:, 2] = 0.26
+    assert np.abs((val - mu) / sd).max() < 10  # not thousands of standard deviations

@@ -114,13 +114,35 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def manifest_hash(samples: list[Sample], root: Path) -> str:
+    """Hash of every piece of ground truth a task may read: ids, image paths, patient, split,
+    labels, target, group, boxes, mask reference, landmarks and spacing, report text, phrases."""
     h = hashlib.sha256()
     for s in samples:
         row = {"id": s.id, "image": _rel(s.image, root), "patient": s.patient, "split": s.split,
                "labels": {k: (None if v != v else v) for k, v in sorted(s.labels.items())},
-               "target": s.target, "group": s.group, "boxes": len(s.boxes)}
-        h.update(json.dumps(row, sort_keys=True).encode())
+               "target": s.target, "group": s.group, "boxes": [_box(b) for b in s.boxes],
+               "mask": None if s.mask is None else [s.mask.kind, _jsonable(s.mask.source, root), s.mask.height,
+                                                    s.mask.width],
+               "landmarks": None if s.landmarks is None else _jsonable(s.landmarks, root),
+               "spacing_mm": s.spacing_mm, "text": dict(sorted(s.text.items())),
+               "phrases": [[p.text, p.category, [_box(b) for b in p.boxes]] for p in s.phrases]}
+        h.update(json.dumps(row, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def _box(b) -> list:
+    return [round(float(v), 4) for v in (b.x0, b.y0, b.x1, b.y1)] + [b.label, b.reader]
+
+
+def _jsonable(v, root: Path):
+    """Mask sources and landmark arrays as plain JSON; a mask file by its path inside the root."""
+    if hasattr(v, "tolist"):
+        return _jsonable(v.tolist(), root)
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x, root) for x in v]
+    if isinstance(v, float):
+        return None if v != v else round(v, 4)
+    return _rel(v, root) if isinstance(v, Path) else v
 
 
 def patient_split(patients: list[str], *, seed: int, val: float = 0.1, test: float = 0.0,

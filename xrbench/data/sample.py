@@ -6,7 +6,6 @@ landmarks, polygons) are in pixels of the image file as it is read from disk.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +90,3 @@ class Sample:
         if self.split not in SPLITS:
             raise ValueError(f"sample {self.id}: split must be one of {SPLITS}, got {self.split!r}")
         self.image = Path(self.image)
-
-    def label_vector(self, names: list[str]) -> np.ndarray:
-        return np.array([self.labels.get(n, math.nan) for n in names], dtype=np.float32)

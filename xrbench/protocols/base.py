@@ -32,6 +32,15 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def standardiser(train_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) of training features; a (near-)constant feature gets scale 1, as scikit-learn's
+    StandardScaler does: a tiny scale would blow a channel constant on train up to thousands of
+    standard deviations on val and test."""
+    mu = train_x.mean(0)
+    sd = train_x.std(0)
+    return mu, np.where(sd < 10 * np.finfo(sd.dtype).eps * np.maximum(np.abs(mu), 1.0), 1.0, sd).astype(sd.dtype)
+
+
 def pick_best(candidates: list[tuple[dict, float]]) -> tuple[dict, float]:
     """Best (hparams, val value); NaN counts as worst; ties go to the earliest (most regularised)."""
     best, best_v = candidates[0][0], -np.inf

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xrbench.protocols.base import ProbeResult, Selector, Split, l2_normalise, pick_best
+from xrbench.protocols.base import ProbeResult, Selector, Split, l2_normalise, pick_best, standardiser
 from xrbench.registry import PROTOCOLS
 
 DEFAULT_WD = tuple(float(w) for w in np.logspace(-6, 2, 9))
@@ -88,7 +88,7 @@ class LinearProbe:
     def run(self, train: Split, val: Split, test_x: np.ndarray, *, task: str, n_out: int,
             select: Selector, seed: int = 0, device: str = "cpu") -> ProbeResult:
         xs = [l2_normalise(a) for a in (train.x, val.x, test_x)]
-        mu, sd = xs[0].mean(0), xs[0].std(0) + 1e-6
+        mu, sd = standardiser(xs[0])
         xt, xv, xte = (torch.as_tensor((a - mu) / sd, device=device) for a in xs)
         fit = dict(task=task, n_out=n_out, max_iter=self.max_iter, class_balanced=self.class_balanced)
         cands = []

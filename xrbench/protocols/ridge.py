@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xrbench.protocols.base import ProbeResult, Selector, Split, l2_normalise, pick_best
+from xrbench.protocols.base import ProbeResult, Selector, Split, l2_normalise, pick_best, standardiser
 from xrbench.registry import PROTOCOLS
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 15))
@@ -34,7 +34,7 @@ class Ridge:
     def run(self, train: Split, val: Split, test_x: np.ndarray, *, task: str, n_out: int,
             select: Selector, seed: int = 0, device: str = "cpu") -> ProbeResult:
         xs = [l2_normalise(a) for a in (train.x, val.x, test_x)]
-        mu, sd = xs[0].mean(0), xs[0].std(0) + 1e-6
+        mu, sd = standardiser(xs[0])
         xt, xv, xte = (torch.as_tensor((a - mu) / sd, dtype=torch.float64, device=device) for a in xs)
         yt = torch.as_tensor(np.asarray(train.y, dtype=np.float64).reshape(-1), device=device)
 

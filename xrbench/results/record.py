@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from xrbench.atomic import atomic_write_text  # noqa: F401  (re-exported for callers)
 
 SCHEMA_VERSION = 1
 
