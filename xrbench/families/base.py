@@ -146,6 +146,12 @@ class TaskFamily(ABC):
     def aggregate(self, table: dict[str, np.ndarray], rows: np.ndarray, state: dict) -> dict[str, float]:
         """Every metric of the task over the units ``rows`` (a multiset) of a stacked table."""
 
+    def aggregate_weighted(self, table: dict[str, np.ndarray], weights: np.ndarray,
+                           state: dict) -> dict[str, np.ndarray] | None:
+        """Every metric for every bootstrap replicate at once, from unit weights [B, N] (a unit
+        weighs the times it was drawn); None when the family has no vectorised aggregate."""
+        return None
+
     def stack(self, stats: list[dict]) -> dict[str, np.ndarray]:
         """Per-unit statistics as column arrays; :meth:`aggregate` indexes their first axis."""
         if not stats:
@@ -195,8 +201,11 @@ def aggregate_with_ci(family: TaskFamily, stats: list[dict], boot_units: list[st
     """name -> (value, ci_low, ci_high): the aggregate of all units and its percentile bootstrap."""
     table = family.stack(stats)
     point = family.aggregate(table, np.arange(len(stats)), state)
+    batch = None
+    if stats and family.aggregate_weighted(table, np.ones((1, len(stats))), state) is not None:
+        batch = lambda w: family.aggregate_weighted(table, w, state)  # noqa: E731
     cis = (bootstrap_ci(lambda rows: family.aggregate(table, rows, state), len(stats), boot_units,
-                        n_boot=n_boot, seed=seed) if n_boot and stats else {})
+                        n_boot=n_boot, seed=seed, batch_metric=batch) if n_boot and stats else {})
     return {k: (float(v), *cis.get(k, (None, None))) for k, v in point.items()}
 
 

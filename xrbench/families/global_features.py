@@ -118,6 +118,18 @@ class GlobalFamily(TaskFamily):
             out.update(v if isinstance(v, dict) else {name: v})
         return out
 
+    def aggregate_weighted(self, table: dict[str, np.ndarray], weights: np.ndarray,
+                           state: dict) -> dict[str, np.ndarray] | None:
+        fns = [METRICS.get(name) for name in self.spec.metrics]
+        if not all(hasattr(fn, "weighted") for fn in fns):
+            return None
+        out: dict[str, np.ndarray] = {}
+        for name, fn in zip(self.spec.metrics, fns):
+            v = fn.weighted(table["y"], table["s"], weights, labels=self.labels(),
+                            **self._metric_kwargs(name, state))
+            out.update(v if isinstance(v, dict) else {name: v})
+        return out
+
     def predictions_from_columns(self, ids: list[str], cols: dict[str, list], *, path) -> dict[str, Any]:
         labels = self.labels()
         names = [f"score:{n}" for n in labels]

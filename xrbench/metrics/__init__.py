@@ -1,2 +1,4 @@
-"""Metrics: registered metric functions and bootstrap confidence intervals."""
-from xrbench.metrics import classification, regression, retrieval  # noqa: F401  (registers metrics)
+"""Metrics: registered metric functions, their all-replicates versions, bootstrap CIs."""
+from xrbench.metrics import classification, regression, retrieval, weighted  # noqa: F401  (registers metrics)
+
+weighted.attach()

@@ -20,21 +20,37 @@ def unit_index(units: list[str] | np.ndarray) -> list[np.ndarray]:
 
 def bootstrap_ci(metric: Callable[[np.ndarray], float | dict[str, float]], n_rows: int,
                  units: list[str] | np.ndarray | None, *, n_boot: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> dict[str, tuple[float, float]]:
+                 alpha: float = 0.05,
+                 batch_metric: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+                 ) -> dict[str, tuple[float, float]]:
     """Percentile CI of every value ``metric(rows)`` returns, resampling ``units``.
 
     ``metric`` takes an index array of rows; it returns a float or a dict of named floats.
-    Replicates where a value is undefined (NaN, e.g. a resample with one class) are skipped.
+    ``batch_metric``, when given, scores many replicates at once from row weights [B, N] (a row
+    weighs the number of times its unit was drawn; :mod:`xrbench.metrics.weighted`) and returns
+    name -> [B] values: the same resamples, vectorised. Replicates where a value is undefined
+    (NaN, e.g. a resample with one class) are skipped.
     """
     groups = unit_index(units if units is not None else np.arange(n_rows))
-    rng = np.random.default_rng(seed)
-    reps: dict[str, list[float]] = {}
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(groups), len(groups))
-        rows = np.concatenate([groups[i] for i in pick])
-        value = metric(rows)
-        for k, v in (value.items() if isinstance(value, dict) else [("value", value)]):
-            reps.setdefault(k, []).append(v)
+    g = len(groups)
+    picks = np.random.default_rng(seed).integers(0, g, (n_boot, g))
+    reps: dict[str, list] = {}
+    if batch_metric is not None:
+        row_unit = np.empty(n_rows, dtype=np.int64)
+        for k, rows in enumerate(groups):
+            row_unit[rows] = k
+        step = max(1, int(2e7 // max(n_rows + g, 1)))  # bounded memory: B x N weights per chunk
+        for b0 in range(0, n_boot, step):
+            pick = picks[b0:b0 + step]
+            b = len(pick)
+            counts = np.bincount((pick + g * np.arange(b)[:, None]).ravel(), minlength=b * g).reshape(b, g)
+            for k, v in batch_metric(counts[:, row_unit].astype(np.float64)).items():
+                reps.setdefault(k, []).extend(np.asarray(v, dtype=np.float64).tolist())
+    else:
+        for pick in picks:
+            value = metric(np.concatenate([groups[i] for i in pick]))
+            for k, v in (value.items() if isinstance(value, dict) else [("value", value)]):
+                reps.setdefault(k, []).append(v)
     out = {}
     for k, vals in reps.items():
         arr = np.asarray(vals, dtype=np.float64)
