@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import threading
 
 import pytest
 
@@ -160,14 +161,20 @@ def test_meteor_through_java_when_present(monkeypatch):
 def test_meteor_process_failure_is_missing_with_reason(monkeypatch):
     monkeypatch.setattr(scores.shutil, "which", lambda name: "/usr/bin/java")
 
-    class Broken:
+    class Broken:  # pycocoevalcap's Meteor takes its lock, then the JVM's output is empty
+        def __init__(self):
+            self.lock = threading.Lock()
+
         def compute_score(self, gts, res):
+            self.lock.acquire()
             raise ValueError("could not convert string to float: ''")
 
-    monkeypatch.setattr(scores, "_meteor_proc", Broken())
+    broken = Broken()
+    monkeypatch.setattr(scores, "_meteor_proc", broken)
     monkeypatch.setattr(scores, "_meteor_error", None)
     assert "meteor" not in nlg_scores(PREDICTIONS[:3], REFERENCES[:3])
     assert "Java process failed" in scores.meteor_missing_reason()
+    assert not broken.lock.locked()  # its __del__ (which takes the lock to kill the JVM) will not hang
 
 
 @pytest.mark.slow

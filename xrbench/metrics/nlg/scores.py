@@ -95,6 +95,14 @@ def meteor_missing_reason() -> str | None:
     return _meteor_error
 
 
+def _discard(proc) -> None:
+    """Let a failed pycocoevalcap Meteor be collected: it keeps its lock when compute_score raises, and
+    its ``__del__`` (which kills the JVM) takes that lock, so it would hang forever."""
+    lock = getattr(proc, "lock", None)
+    if lock is not None and lock.locked():
+        lock.release()
+
+
 def _meteor(gts: dict, res: dict) -> tuple[float, list[float]] | None:
     """(corpus, per-sample) METEOR, or None when it cannot be computed (reason recorded)."""
     global _meteor_proc, _meteor_error
@@ -108,6 +116,7 @@ def _meteor(gts: dict, res: dict) -> tuple[float, list[float]] | None:
                 _meteor_proc = Meteor()
             score, scores = _meteor_proc.compute_score(gts, res)
         except (OSError, ValueError) as exc:  # JVM failed to start or died: no number, say why
+            _discard(_meteor_proc)
             _meteor_proc = None
             _meteor_error = f"METEOR not computed: the METEOR Java process failed ({type(exc).__name__}: {exc})"
             return None
