@@ -27,7 +27,7 @@ from xrbench.data.base import DatasetLoader, manifest_hash
 from xrbench.data.demo import dataset_root, xrbench_home
 from xrbench.data.labels import apply_uncertainty
 from xrbench.data.sample import Sample
-from xrbench.errors import ConfigError, ModelError
+from xrbench.errors import ConfigError, DataError, ModelError
 from xrbench.features import distributed as dist
 from xrbench.features.extract import FeatureExtractor
 from xrbench.features.store import FeatureStore
@@ -284,8 +284,8 @@ def task_rows(spec: TaskSpec, samples: list[Sample], split: str, loader: Dataset
     elif spec.target.type in ("multiclass", "regression"):
         rows = [i for i in rows if samples[i].target is not None]
     if not rows:
-        raise ConfigError(f"task {spec.name}: the {split} split of '{spec.dataset}' at {loader.root} has "
-                          f"no labelled samples matching {spec.where or 'the task'}")
+        raise DataError(f"task {spec.name}: the {split} split of '{spec.dataset}' at {loader.root} has "
+                        f"no labelled samples matching {spec.where or 'the task'}")
     return rows
 
 
