@@ -7,8 +7,8 @@ CI bounds; a column whose value differs between seeds lists the per-seed values 
 
 A ``leaderboard.csv`` that xrbench did not write (another header, ragged or unparsable rows) is
 never merged into or overwritten: :func:`update` writes beside it, to ``leaderboard.xrbench.csv``
-(docs/reliability.md). Updates hold a lock, so concurrent runs sharing an output folder keep
-each other's rows.
+(docs/reliability.md). Updates hold a lock on the folder, so concurrent runs sharing an output
+folder keep each other's rows.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import csv
 import io
 import itertools
 import math
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -206,19 +207,26 @@ def destination(path: Path) -> tuple[Path, str | None]:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``.<name>.lock`` beside ``path`` (no lock where fcntl is missing)."""
+    """An exclusive lock on the folder of ``path``, so no lock file lands among the results.
+
+    Without ``fcntl`` (Windows), or where the file system refuses to lock a folder (some NFS
+    set-ups), updates go unlocked: safe for one process at a time.
+    """
     try:
         import fcntl
-    except ImportError:  # Windows: single-process use only
+    except ImportError:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
         try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def update(path: Path, records: list[ResultRecord]) -> Path:
