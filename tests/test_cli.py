@@ -92,3 +92,14 @@ def test_help_and_list_import_neither_torch_nor_timm(argv):
     proc = subprocess.run([sys.executable, "-c", LIGHT.format(argv=argv)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_debug_after_a_nested_command_and_unknown_arguments(capsys, tmp_path):
+    from _results_fixtures import write_result
+
+    write_result(tmp_path)
+    assert main(["leaderboard", str(tmp_path), "-o", str(tmp_path / "b.csv"), "--debug"]) == 0
+    with pytest.raises(SystemExit) as e:
+        main(["data", "check", "--dataset", "mura", "--debug", "--colour", "red"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --colour red" in capsys.readouterr().err

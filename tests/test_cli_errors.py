@@ -291,7 +291,8 @@ def test_failures_map_to_one_line_and_an_exit_status(exc, code, line, monkeypatc
     assert fails(["list", "tasks"], code, capsys) == line
 
 
-@pytest.mark.parametrize("argv", [["--debug", "list", "tasks"], ["list", "tasks", "--debug"]])
+@pytest.mark.parametrize("argv", [["--debug", "list", "tasks"], ["list", "tasks", "--debug"],
+                                  ["list", "--debug", "tasks"]])
 def test_debug_shows_the_traceback_and_keeps_the_exit_status(argv, monkeypatch, capsys):
     _raising(monkeypatch, ValueError("multi\nline"))
     assert main(argv) == 1

@@ -17,7 +17,6 @@ from xrbench.errors import ConfigError, XRBenchError
 from xrbench.registry import UnknownNameError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-DEBUG_HELP = "on an error, show the traceback too"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,12 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="xrbench", description="Evaluate frozen X-ray encoders.")
     p.add_argument("-v", "--verbose", action="store_true")
-    p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    p.add_argument("--debug", action="store_true",
+                   help="on an error, show the traceback too (also accepted after the command)")
     sub = p.add_subparsers(dest="command", required=True)
     for module in commands.MODULES:
         module.register(sub)
-    for command in sub.choices.values():  # also after the command: `xrbench run ... --debug`
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return p
 
 
@@ -46,7 +44,13 @@ def one_line(e: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `--debug` may also come after the command (`xrbench data check ... --debug`)
+        unknown = [a for a in extra if a != "--debug"]
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.debug = True
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"[xrbench] warning: {msg}\n"
@@ -73,6 +77,7 @@ def classify(e: BaseException) -> tuple[int, str]:
     # a bug: still one line; the traceback with --debug
     return EXIT_FAIL, f"internal error ({type(e).__name__}: {one_line(e)}); rerun with --debug for the " \
                       f"traceback and please report it"
+
 
 if __name__ == "__main__":
     sys.exit(main())
