@@ -125,7 +125,7 @@ def check_tasks(specs: list) -> None:
         try:
             inspect.signature(protocol).bind(**spec.protocol.args)
         except TypeError as e:
-            params = [p for p in inspect.signature(protocol).parameters if p != "self"]
+            params = list(inspect.signature(protocol).parameters)
             raise ConfigError(f"{where}: key 'protocol.args': {e}; protocol '{spec.protocol.name}' "
                               f"takes {', '.join(params) or 'no arguments'}") from None
         try:
