@@ -52,3 +52,54 @@ def test_corrupt_image_in_a_worker_exits_1_naming_the_file(tmp_path, capsys, xr_
     err = capsys.readouterr().err
     assert f"xrbench: error: {root / '007.png'}: cannot be decoded as an image" in err
     assert "Traceback" not in err
+
+
+def test_list_suites_and_tasks_of_an_include(tmp_path, capsys):
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "mine.yaml").write_text("name: mine\ntasks: [mura-linear, chexpert-knn]\n")
+    assert main(["list", "suites", "--include", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "mine         2 tasks: mura-linear, chexpert-knn" in out and "all " in out
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+    assert "the following arguments are required: command" in capsys.readouterr().err
+
+
+LIGHT = """
+import sys
+from xrbench.cli import main
+try:
+    main({argv!r})
+except SystemExit as e:
+    assert e.code == 0, e.code
+heavy = sorted(m for m in ("torch", "timm", "sklearn", "scipy", "transformers") if m in sys.modules)
+assert not heavy, heavy
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["list", "tasks"], ["list", "suites"],
+                                  ["list", "datasets"]])
+def test_help_and_list_import_neither_torch_nor_timm(argv):
+    """`xrbench --help` and `xrbench list tasks|suites|datasets` load no heavy library (a fresh
+    interpreter: this one has torch already); tests/benchmarks/test_bench_cli.py times them."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", LIGHT.format(argv=argv)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_debug_after_a_nested_command_and_unknown_arguments(capsys, tmp_path):
+    from _results_fixtures import write_result
+
+    write_result(tmp_path)
+    assert main(["leaderboard", str(tmp_path), "-o", str(tmp_path / "b.csv"), "--debug"]) == 0
+    with pytest.raises(SystemExit) as e:
+        main(["data", "check", "--dataset", "mura", "--debug", "--colour", "red"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --colour red" in capsys.readouterr().err

@@ -12,19 +12,23 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import xrbench.data.datasets  # noqa: F401
-    import xrbench.models  # noqa: F401
-    from xrbench.registry import DATASETS, MODELS
-    from xrbench.tasks.catalog import TaskCatalog
-
+    # each listing imports only what it shows: tasks and suites need neither torch nor the loaders
     if args.what == "models":
+        import xrbench.models  # noqa: F401
+        from xrbench.registry import MODELS
+
         for name, f in MODELS.items():
             print(f"{name:32s} {(f.__doc__ or '').strip().splitlines()[0]}")
         print(f"{'timm:<architecture>':32s} any timm architecture, weights from --weights")
     elif args.what == "datasets":
+        import xrbench.data.datasets  # noqa: F401
+        from xrbench.registry import DATASETS
+
         for name, cls in DATASETS.items():
             print(f"{name:16s} {cls.anatomy:14s} {cls.title}")
     else:
+        from xrbench.tasks.catalog import TaskCatalog
+
         cat = TaskCatalog(args.include)
         if args.what == "tasks":
             for name, spec in cat.tasks.items():

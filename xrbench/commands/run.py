@@ -6,8 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-from xrbench.errors import ConfigError
-
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
@@ -63,21 +61,25 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xrbench.commands import preflight
+    from xrbench.tasks.catalog import TaskCatalog
+
+    # everything that can be wrong with the command line is found before any work (preflight.py)
+    seeds = preflight.check_options(args)
+    specs = TaskCatalog(args.include).resolve(args.task)
+    plan = preflight.check_run(args, specs, seeds)
+
     from xrbench.features import distributed as dist
     from xrbench.models import create_encoder
     from xrbench.results.summary import summary_table
     from xrbench.runner import RunConfig, Runner
-    from xrbench.tasks.catalog import TaskCatalog
 
-    specs = TaskCatalog(args.include).resolve(args.task)
     encoder = create_encoder(args.model, weights=args.weights)  # unknown name -> exit 2 before any work
-    device = dist.init_from_env(args.device or default_device())
-    if args.seeds and args.seed is not None:
-        raise ConfigError("give either --seed or --seeds, not both")
-    seeds = args.seeds or ((args.seed,) if args.seed is not None else (0,))
+    preflight.check_encoder(encoder.meta, plan.real)
+    device = preflight.check_device(dist.init_from_env(plan.device))  # under torchrun: this rank's GPU
     cfg = RunConfig(output=args.output, data_root=args.data_root, data_roots=dict(args.data),
                     device=device, batch_size=args.batch_size, num_workers=args.workers,
-                    seeds=seeds, label_fractions=args.label_fraction, limit=args.limit,
+                    seeds=plan.seeds, label_fractions=args.label_fraction, limit=args.limit,
                     n_boot=args.bootstrap)
     if args.data_root is None and not args.data:
         print("[xrbench] no --data-root: using the SYNTHETIC demo data (phantoms in the official "
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     records = Runner(encoder, cfg).run(specs)
     if dist.is_main():
         print(summary_table(records))
-        print(f"\nleaderboard: {args.output / 'leaderboard.csv'}")
+        print(f"\nleaderboard: {plan.leaderboard}")
     return 0
 
 

@@ -4,13 +4,22 @@ The column order is a contract (docs/results.md): the first 21 columns are those
 release, later columns are only ever appended. Several seeds of one key fold into one row: the
 value is the mean over seeds, ``sd`` their standard deviation, the CI the mean of the per-seed
 CI bounds; a column whose value differs between seeds lists the per-seed values joined by ';'.
+
+A ``leaderboard.csv`` that xrbench did not write (another header, ragged or unparsable rows) is
+never merged into or overwritten: :func:`update` writes beside it, to ``leaderboard.xrbench.csv``
+(docs/reliability.md). Updates hold a lock on the folder, so concurrent runs sharing an output
+folder keep each other's rows.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import itertools
 import math
+import os
 from pathlib import Path
+from typing import Iterator
 
 from xrbench.atomic import atomic_write_text
 from xrbench.results.record import ResultRecord
@@ -21,6 +30,9 @@ COLUMNS = ["task", "task_version", "model", "weights", "metric", "direction", "v
            # appended in schema 2 (xrbench leaderboard / compare)
            "family", "dataset", "weights_sha256", "n_seeds", "sd", "torch", "cuda"]
 KEY = ("model", "weights", "task", "label_fraction")
+#: the columns of the first release: every leaderboard xrbench ever wrote starts with them
+FIRST_RELEASE = 21
+_NUMERIC = ("task_version", "value", "ci_low", "ci_high", "label_fraction", "seconds")
 
 
 def fmt(v) -> str:
@@ -131,9 +143,102 @@ def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
     atomic_write_text(path, to_csv(rows))
 
 
-def update(path: Path, records: list[ResultRecord]) -> None:
-    """Insert or replace the rows of ``records`` (seeds of one key fold into one row), atomically."""
-    rows = {key_of(r): r for r in read_rows(path)}
-    for r in rows_of(records):
-        rows[key_of(r)] = r
-    write_rows(path, list(rows.values()))
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def foreign_reason(path: Path) -> str | None:
+    """Why ``path`` is not a leaderboard xrbench wrote; None when it is one (or is absent or empty).
+
+    Ours: a header that is a prefix of :data:`COLUMNS` (older releases wrote fewer columns, never
+    other ones), and rows with a cell per column, a task, a model and numbers where numbers go.
+    """
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return "it is not a file"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text"
+    lines = csv.reader(io.StringIO(text))
+    try:
+        header = next(lines, None)
+        if header is None:
+            return None
+        if len(header) < FIRST_RELEASE or header != COLUMNS[: len(header)]:
+            return "its header is not xrbench's leaderboard header"
+        for row in lines:
+            if not row:
+                continue
+            where = f"line {lines.line_num}"
+            if len(row) != len(header):
+                return f"{where} has {len(row)} cells; the header has {len(header)}"
+            cells = dict(zip(header, row))
+            if not cells["task"] or not cells["model"]:
+                return f"{where} has no task or model"
+            bad = [k for k in _NUMERIC if cells[k] and not _is_number(cells[k])]
+            if bad:
+                return f"{where}, column '{bad[0]}': {cells[bad[0]]!r} is not a number"
+    except csv.Error as e:
+        return f"it is not a CSV file ({e})"
+    return None
+
+
+def destination(path: Path) -> tuple[Path, str | None]:
+    """(where rows for ``path`` go, why not ``path`` itself or None).
+
+    ``path`` itself unless it holds a file xrbench did not write; then the first of
+    ``<stem>.xrbench.csv``, ``<stem>.xrbench-2.csv``, ... beside it that is absent or ours.
+    """
+    reason = foreign_reason(path)
+    if reason is None:
+        return path, None
+    for k in itertools.count(1):
+        alt = path.with_name(f"{path.stem}.xrbench{'' if k == 1 else f'-{k}'}{path.suffix}")
+        if foreign_reason(alt) is None:
+            return alt, f"{path} was not written by xrbench ({reason})"
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on the folder of ``path``, so no lock file lands among the results.
+
+    Without ``fcntl`` (Windows), or where the file system refuses to lock a folder (some NFS
+    set-ups), updates go unlocked: safe for one process at a time.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def update(path: Path, records: list[ResultRecord]) -> Path:
+    """Insert or replace the rows of ``records`` (seeds of one key fold into one row), atomically.
+
+    Returns the file written: ``path``, or the fresh file beside it when ``path`` is foreign
+    (:func:`destination`; the CLI says so on stderr before any work).
+    """
+    with _locked(path):
+        path = destination(path)[0]
+        rows = {key_of(r): r for r in read_rows(path)}
+        for r in rows_of(records):
+            rows[key_of(r)] = r
+        write_rows(path, list(rows.values()))
+    return path

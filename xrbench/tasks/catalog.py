@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from xrbench.errors import ConfigError
 from xrbench.registry import Registry, UnknownNameError, closest
-from xrbench.tasks.schema import TaskSpec, load_task_file
+from xrbench.tasks.schema import TaskSpec, check_metrics, load_task_file, read_yaml
 
 PACKAGED = Path(__file__).parent
 
@@ -21,8 +19,15 @@ class TaskCatalog:
     def __init__(self, include: list[str | Path] | None = None):
         self.tasks: Registry = Registry("task")
         self.suites: dict[str, list[str]] = {}
+        self._suite_files: dict[str, Path] = {}
         for folder in [PACKAGED, *[Path(p) for p in include or []]]:
             self._scan(folder, user=folder != PACKAGED)
+        for suite, names in self.suites.items():  # after every folder: a suite may name an included task
+            for n in names:
+                if n not in self.tasks:
+                    known = self.tasks.names()
+                    raise ConfigError(f"{self._suite_files[suite]}: key 'tasks': "
+                                      f"{UnknownNameError('task', n, closest(n, known), known)}")
 
     def _scan(self, folder: Path, user: bool) -> None:
         if not folder.is_dir():
@@ -35,14 +40,20 @@ class TaskCatalog:
             self.tasks.add(spec.name, spec, overwrite=user)
         suites = folder / "suites"
         for path in sorted(suites.glob("*.yaml")) if suites.is_dir() else []:
-            data = yaml.safe_load(path.read_text())
+            data = read_yaml(path)
             if not isinstance(data, dict) or set(data) - {"name", "description", "tasks"} or \
                     not isinstance(data.get("tasks"), list):
                 raise ConfigError(f"{path}: a suite file has keys name, description, tasks (a list)")
-            self.suites[data.get("name", path.stem)] = [str(t) for t in data["tasks"]]
+            name = str(data.get("name", path.stem))
+            self.suites[name] = [str(t) for t in data["tasks"]]
+            self._suite_files[name] = path
 
     def resolve(self, selector: str) -> list[TaskSpec]:
-        """``all``, a suite name, a task name, or a comma-separated list of those."""
+        """``all``, a suite name, a task name, or a comma-separated list of those.
+
+        Every selected task's metrics are checked here, so a typo in the third task of a list
+        fails before the first one runs.
+        """
         out: list[TaskSpec] = []
         for part in [p.strip() for p in selector.split(",") if p.strip()]:
             if part in self.suites:
@@ -55,5 +66,6 @@ class TaskCatalog:
             for n in names:
                 spec = self.tasks.get(n)
                 if spec not in out:
+                    check_metrics(spec)
                     out.append(spec)
         return out

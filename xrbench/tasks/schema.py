@@ -78,12 +78,46 @@ class TaskSpec(_Strict):
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def read_yaml(path: Path) -> Any:
+    """``yaml.safe_load`` of a task or suite file; a syntax error or a Python tag is a one-line error.
+
+    safe_load never constructs Python objects, so ``!!python/object`` cannot run code; the
+    message says so instead of PyYAML's multi-line report.
+    """
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        if isinstance(e, yaml.constructor.ConstructorError) and "tag:yaml.org,2002:python/" in problem:
+            tag = problem.split("tag:yaml.org,2002:", 1)[1].rstrip("'\"")
+            raise ConfigError(f"{path}: {where}tag '!!{tag}' is not allowed: task and suite files are "
+                              f"plain YAML data, never Python objects") from None
+        raise ConfigError(f"{path}: not valid YAML: {where}{problem}") from None
+
+
+def check_metrics(spec: TaskSpec) -> None:
+    """Every metric of ``spec`` is registered; else a did-you-mean error naming the task file.
+
+    Run when a task is selected (``TaskCatalog.resolve``), not when it is listed: the metric
+    registry imports the metric code, which ``xrbench list`` does not need.
+    """
+    import xrbench.metrics  # noqa: F401  (registers metrics)
+    from xrbench.registry import METRICS, UnknownNameError, closest
+
+    for name in spec.metrics:
+        if name not in METRICS:
+            names = METRICS.names()
+            raise ConfigError(f"{spec.source or spec.name}: key 'metrics': "
+                              f"{UnknownNameError('metric', name, closest(name, names), names)}")
+
+
 def load_task_file(path: Path) -> TaskSpec:
     """Parse and validate one task YAML; errors name the file and the offending key."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a task file must be a mapping of keys to values")
     try:

@@ -187,6 +187,9 @@ def _read_coco(path: Path, known: set[str]) -> dict[str, tuple[list[Box], MaskRe
     polys: dict[str, list[tuple[float, ...]]] = {name: [] for name, _, _ in by_id.values()}
     for k, ann in enumerate(annotations):
         where = f"annotations[{k}]"
+        if not isinstance(ann, dict):
+            raise DataError(f"{ann!r:.40} is not an object; expected {{'image_id': ..., 'bbox': ...}}",
+                            path=path, field=where)
         if ann.get("image_id") not in by_id:
             raise DataError(f"image_id {ann.get('image_id')!r} is not in 'images'", path=path, field=where)
         name = by_id[ann["image_id"]][0]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage
 
 Array = np.ndarray
 F32 = np.float32
@@ -171,6 +170,8 @@ def smooth_curve(rng: np.random.Generator, anchors: Array, *, wobble: float, n: 
     t = np.linspace(0, 1, len(anchors))
     tt = np.linspace(0, 1, n)
     path = np.stack([np.interp(tt, t, anchors[:, 0]), np.interp(tt, t, anchors[:, 1])], 1)
+    from scipy import ndimage  # here, not at the top: `xrbench list datasets` imports the loaders
+
     path += ndimage.gaussian_filter1d(rng.standard_normal((n, 2)), 2.0, axis=0) * wobble
     path[0], path[-1] = anchors[0], anchors[-1]
     return path
@@ -204,6 +205,8 @@ def fractal_noise(rng: np.random.Generator, size: int, beta: float = 2.0, fmin: 
 
 
 def blur(img: Array, sigma: float) -> Array:
+    from scipy import ndimage
+
     return ndimage.gaussian_filter(img, sigma, mode="nearest", truncate=3.0) if sigma > 0 else img
 
 
