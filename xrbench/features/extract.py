@@ -22,6 +22,7 @@ from xrbench.features import distributed as dist
 from xrbench.features.preprocess import to_input_tensor
 from xrbench.features.store import FeatureStore, feature_key
 from xrbench.models.base import Encoder, EncoderMeta
+from xrbench.models.checks import check_first_batch
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def encode_samples(encoder: Encoder, samples: Sequence[Sample], *, kinds: Sequen
             x = x.to(device, non_blocking=cuda)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 out = encoder.encode(x)
+            if not chunks[kinds[0]]:  # the preprocessing contract, before anything is cached
+                check_first_batch(x, out, encoder.meta, [samples[i].id for i in indices[:len(x)]])
             for k in kinds:
                 v = out[k].float()
                 chunks[k].append(v.to(torch.float16 if k == "patches" else torch.float32).cpu().numpy())
