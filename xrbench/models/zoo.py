@@ -108,15 +108,15 @@ def _xr0_family(name: str):
 
         from xrbench.models.timm_adapter import create_timm_encoder
 
-        weights = weights or os.environ.get(env) or None
-        enc = create_timm_encoder(name, "vit_base_patch16_224", weights=weights, input_size=224, **kw)
         if text_weights and name != "mxr0":
             raise ModelError(f"model '{name}' has no text tower; text weights are for mxr0")
         text = text_weights or (os.environ.get(text_env) if name == "mxr0" else None) or None
+        if text and not (Path(text).expanduser() / "config.json").is_file():
+            raise ModelError(f"model '{name}': text weights {text} must be a PubMedBERT-format folder "
+                             f"(config.json, vocab.txt, model.safetensors)")
+        weights = weights or os.environ.get(env) or None
+        enc = create_timm_encoder(name, "vit_base_patch16_224", weights=weights, input_size=224, **kw)
         if text:  # mxr0's report tower: a PubMedBERT-format folder, built by xrbench.models.text
-            if not (Path(text).expanduser() / "config.json").is_file():
-                raise ModelError(f"model '{name}': text weights {text} must be a PubMedBERT-format folder "
-                                 f"(config.json, vocab.txt, model.safetensors)")
             enc.meta = replace(enc.meta, modalities=("image", "text"),
                                extra={**enc.meta.extra, "text_weights": str(text)})
         return enc
