@@ -5,7 +5,7 @@ Three storage formats: ``csv`` (a CSV + an image folder), ``hf-disk`` (a Hugging
 ``parquet`` (one file or a folder of ``*.parquet``, e.g. a Hub dataset's ``data/``). A task uses it
 with ``dataset: generic`` and ``dataset_options: {spec: mine/dataset.yaml}``; the spec path is
 relative to the data root (``--data generic=DIR`` or ``--data-root DIR``), so that one data root
-holds several user datasets and records say ``data=real`` (docs/datasets.md, "Your own dataset").
+holds several user datasets and records say ``data=real`` (docs/own-dataset.md).
 
 Every path stays inside its root: the spec's ``root`` inside the data root, tables and image paths
 inside the spec's root. Images stored *inside* an HF dataset (an ``Image`` column with bytes) are
@@ -96,7 +96,7 @@ class Generic(DatasetLoader):
     name = "generic"
     anatomy = "any"
     title = "your own dataset, declared in YAML (csv / hf-disk / parquet)"
-    source = "docs/datasets.md (Your own dataset)"
+    source = "docs/own-dataset.md"
     licence = "yours"
     options_spec = {"spec": ("dataset.yaml", None)}
     demo_size = 60
