@@ -121,6 +121,7 @@ def create_hf_encoder(name: str, folder: str | Path, *, allow_partial: bool = Fa
     if not files:
         raise ModelError(f"{folder}: no weights file; expected one of {list(WEIGHT_FILES)}")
     pre = read_preprocessor(folder)
+    transformers.utils.logging.disable_progress_bar()  # one small folder: a bar per load is noise
     try:
         model, info = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True,
                                                              output_loading_info=True)

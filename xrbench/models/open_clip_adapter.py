@@ -16,6 +16,7 @@ tower's width (``meta.patch_dim``). open_clip_torch is the optional extra ``xrbe
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,7 @@ def create_open_clip_encoder(name: str, folder: str | Path, *, allow_partial: bo
     kwargs = {}
     if "hf_model_name" in text_cfg and (folder / "text" / "config.json").is_file():
         kwargs["text_cfg"] = {**text_cfg, "hf_model_name": str(folder / "text"), "hf_model_pretrained": False}
+    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly": the weights come next
     try:
         model = open_clip.create_model(f"local-dir:{folder}", load_weights=False, pretrained_image=False,
                                        pretrained_text=False, **kwargs)
@@ -109,6 +111,8 @@ def create_open_clip_encoder(name: str, folder: str | Path, *, allow_partial: bo
         hint = (f" The text tower '{text_cfg['hf_model_name']}' needs its config.json: put it in "
                 f"{folder / 'text'}/ (docs/models.md)." if "hf_model_name" in text_cfg else "")
         raise ModelError(f"{folder}: open_clip cannot build this model: {e}.{hint}") from None
+    finally:
+        logging.disable(logging.NOTSET)
     try:
         incompatible = open_clip.load_checkpoint(model, str(weights), strict=False, weights_only=True)
     except Exception as e:  # corrupt file, pickle with code objects, wrong shapes
