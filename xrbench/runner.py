@@ -108,8 +108,8 @@ class Runner:
                                                        loader.image_manifest_hash(full), kinds)
             arr, geo = got[spec.features]
             rows = kept_rows(family, full, split, loader.root)
-            feats = (np.asarray(arr[rows], dtype=np.float32) if spec.features == "global"
-                     else FeatureRows(arr, rows))
+            feats = (FeatureRows(arr, rows) if spec.features == "patches"
+                     else np.asarray(arr[rows], dtype=np.float32))
             splits[split] = SplitData([full[i] for i in rows], feats, np.asarray(geo[rows]))
         # the hash of what was actually evaluated (after --limit and the task's row selection)
         used = [s for split in SPLITS for s in splits[split].samples]

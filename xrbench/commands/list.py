@@ -1,4 +1,4 @@
-"""``xrbench list``: registered models, tasks, suites, datasets."""
+"""``xrbench list``: registered models, tasks, suites, datasets (models without importing torch)."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,29 @@ def register(sub) -> None:
     ls.set_defaults(func=run)
 
 
+def _models() -> None:
+    """One row per registry entry, from its static card: nothing is built, torch is not imported."""
+    import xrbench.models  # noqa: F401  (registers the zoo)
+    from xrbench.registry import MODELS
+
+    rows = [("model", "modalities", "dim", "input", "grid", "weights", "about")]
+    for name, f in MODELS.items():
+        c = getattr(f, "card", None)
+        if c is None:  # registered by other code without a card
+            rows.append((name, "?", "?", "?", "?", "?", ((f.__doc__ or "").strip().splitlines() or [""])[0]))
+            continue
+        shown = f"{name}<{'ARCH' if name == 'timm:' else 'SPEC' if name == 'module:' else 'PATH'}>" \
+            if name.endswith(":") else name
+        extra = f" [pip install 'xrbench[{c.extra_requires}]']" if c.extra_requires else ""
+        rows.append((shown, "+".join(c.modalities), c.embed_dim or "-", c.input_size or "-",
+                     f"{c.grid}x{c.grid}" if c.grid else "-", c.weights_status(), c.summary + extra))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(6)]
+    for r in rows:
+        print("  ".join(f"{str(v):{w}s}" for v, w in zip(r[:6], widths)) + "  " + str(r[6]))
+
+
 def run(args: argparse.Namespace) -> int:
+<<<<<<< HEAD
     # each listing imports only what it shows: tasks and suites need neither torch nor the loaders
     if args.what == "models":
         import xrbench.models  # noqa: F401
@@ -24,6 +46,16 @@ def run(args: argparse.Namespace) -> int:
         import xrbench.data.datasets  # noqa: F401
         from xrbench.registry import DATASETS
 
+=======
+    if args.what == "models":
+        _models()
+        return 0
+    import xrbench.data.datasets  # noqa: F401
+    from xrbench.registry import DATASETS
+    from xrbench.tasks.catalog import TaskCatalog
+
+    if args.what == "datasets":
+>>>>>>> adapters
         for name, cls in DATASETS.items():
             print(f"{name:16s} {cls.anatomy:14s} {cls.title}")
     else:
@@ -37,5 +69,3 @@ def run(args: argparse.Namespace) -> int:
             for name, tasks in sorted(cat.suites.items()):
                 print(f"{name:12s} {len(tasks)} tasks: {', '.join(tasks)}")
     return 0
-
-

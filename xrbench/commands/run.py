@@ -41,6 +41,8 @@ def register(sub) -> None:
     r = sub.add_parser("run", help="evaluate one model on tasks or suites")
     r.add_argument("--model", required=True, help="registered model name or timm:<architecture>")
     r.add_argument("--weights", help="local weights file (.safetensors or .pt)")
+    r.add_argument("--allow-partial", action="store_true", help="load a checkpoint with missing or "
+                   "unexpected keys instead of refusing it (the keys are recorded in every result)")
     r.add_argument("--task", required=True, help="task, suite, 'all', or a comma-separated list")
     r.add_argument("--include", action="append", default=[], metavar="DIR",
                    help="extra folder of task YAMLs (and suites/)")
@@ -74,9 +76,19 @@ def run(args: argparse.Namespace) -> int:
     from xrbench.results.summary import summary_table
     from xrbench.runner import RunConfig, Runner
 
+<<<<<<< HEAD
     encoder = create_encoder(args.model, weights=args.weights)  # unknown name -> exit 2 before any work
     preflight.check_encoder(encoder.meta, plan.real)
     device = preflight.check_device(dist.init_from_env(plan.device))  # under torchrun: this rank's GPU
+=======
+    specs = TaskCatalog(args.include).resolve(args.task)
+    encoder = create_encoder(args.model, weights=args.weights,  # unknown name -> exit 2 before any work
+                             **({"allow_partial": True} if args.allow_partial else {}))
+    device = dist.init_from_env(args.device or default_device())
+    if args.seeds and args.seed is not None:
+        raise ConfigError("give either --seed or --seeds, not both")
+    seeds = args.seeds or ((args.seed,) if args.seed is not None else (0,))
+>>>>>>> adapters
     cfg = RunConfig(output=args.output, data_root=args.data_root, data_roots=dict(args.data),
                     device=device, batch_size=args.batch_size, num_workers=args.workers,
                     seeds=plan.seeds, label_fractions=args.label_fraction, limit=args.limit,

@@ -158,8 +158,12 @@ class TaskFamily(ABC):
             return {}
         return {k: np.asarray([s[k] for s in stats], dtype=np.float64) for k in stats[0]}
 
-    def metric_names(self) -> list[str]:
-        return list(self.spec.metrics)
+    @classmethod
+    def known_metrics(cls) -> list[str]:
+        """Metric names a task of this family may list (checked when a task is selected)."""
+        from xrbench.registry import METRICS
+
+        return METRICS.names()
 
     # -- predictions I/O ----------------------------------------------------------------------
     def prediction_from_row(self, row: dict, *, path, line: int) -> Any:

@@ -28,11 +28,13 @@ from xrbench.features import distributed as dist
 from xrbench.features.preprocess import to_input_tensor
 from xrbench.features.store import CorruptEntry, FeatureStore, feature_key
 from xrbench.models.base import Encoder, EncoderMeta
+from xrbench.models.checks import check_first_batch
 
 log = logging.getLogger(__name__)
 
 #: images per committed chunk: a crash loses at most this many encoded images
 CHUNK = 256
+#: stored dtype per kind (``blocks:N`` kinds are float32 like ``global``)
 DTYPES = {"global": "float32", "patches": "float16"}
 
 
@@ -65,6 +67,7 @@ def iter_batches(encoder: Encoder, samples: Sequence[Sample], indices: Sequence[
     loader = DataLoader(_Images(samples, indices, encoder.meta), batch_size=batch_size,
                         num_workers=num_workers, pin_memory=cuda, shuffle=False,
                         persistent_workers=False)
+    first = True
     with tqdm(total=len(indices), desc=desc, unit="img", leave=False, disable=None) as bar, torch.inference_mode():
         for x, geo, errors in loader:
             bad = [e for e in errors if e]
@@ -72,8 +75,11 @@ def iter_batches(encoder: Encoder, samples: Sequence[Sample], indices: Sequence[
                 raise DataError(bad[0] + (f" (and {len(bad) - 1} more in this batch)" if len(bad) > 1 else ""))
             x = x.to(device, non_blocking=cuda)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = encoder.encode(x)
-            yield ({k: out[k].float().to(getattr(torch, DTYPES[k])).cpu().numpy() for k in kinds},
+                out = encoder.encode(x, kinds=kinds)
+            if first:  # the preprocessing contract, before anything is cached
+                check_first_batch(x, out, encoder.meta, [samples[i].id for i in indices[:len(x)]])
+                first = False
+            yield ({k: out[k].float().to(getattr(torch, DTYPES.get(k, "float32"))).cpu().numpy() for k in kinds},
                    geo.numpy())
             bar.update(x.shape[0])
 
@@ -183,7 +189,7 @@ class FeatureExtractor:
             b = len(geo)
             for k, part in parts.items():
                 if k not in arrays:
-                    feats, g, d = part.open(n, out[k].shape[1:], DTYPES[k])
+                    feats, g, d = part.open(n, out[k].shape[1:], DTYPES.get(k, "float32"))
                     if d != done:  # the saved partial did not fit: start this split again
                         for p in parts.values():
                             shutil.rmtree(p.dir, ignore_errors=True)
@@ -201,7 +207,7 @@ class FeatureExtractor:
             return None
         if n == 0:  # an empty shard (more ranks than images)
             for k, part in parts.items():
-                feats, g, _ = part.open(0, (self.encoder.meta.embed_dim,), DTYPES[k])
+                feats, g, _ = part.open(0, (self.encoder.meta.embed_dim,), DTYPES.get(k, "float32"))
                 part.commit(feats, g, 0)
         return None
 
@@ -214,7 +220,7 @@ class FeatureExtractor:
         row_shape = next(s.shape[1:] for s in shards if len(s))
         part = self.store.partial(key)
         shutil.rmtree(part.dir, ignore_errors=True)
-        feats, geo, _ = part.open(n, row_shape, DTYPES[kind])
+        feats, geo, _ = part.open(n, row_shape, DTYPES.get(kind, "float32"))
         for r, (s, g) in enumerate(zip(shards, geos)):
             for i in range(0, len(s), CHUNK):
                 j = min(i + CHUNK, len(s))

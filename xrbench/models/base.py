@@ -1,54 +1,70 @@
 """The encoder contract: metadata that fixes preprocessing, and ``encode`` -> global + patch grid.
 
-Every registered model, whatever its origin (timm, a local Hugging Face folder, TorchScript), is
-wrapped into an :class:`Encoder`, so features, protocols and results never see the difference.
+Every registered model, whatever its origin (timm, a local Hugging Face folder, open_clip,
+TorchScript, a private module), is wrapped into an :class:`Encoder`, so features, protocols and
+results never see the difference.
+
+Feature kinds (the keys of :meth:`Encoder.encode`): ``global`` [B, D], ``patches`` [B, h, w, D],
+and, when asked for, ``blocks:N`` / ``blocks:N:avgpool`` (DINOv2's linear-evaluation input, see
+:func:`parse_blocks`).
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+import re
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-RANDOM_INIT = "random-init"
+from xrbench.errors import ModelError
+from xrbench.models.meta import RANDOM_INIT, EncoderMeta
+
+__all__ = ["RANDOM_INIT", "Encoder", "EncoderMeta", "Features", "parse_blocks", "sha256_file", "sha256_files"]
+
+_BLOCKS = re.compile(r"^blocks:(\d+)(:avgpool)?$")
 
 
-@dataclass(frozen=True)
-class EncoderMeta:
-    """What a user needs to know about an encoder, and all that preprocessing is derived from."""
+def parse_blocks(kind: str) -> tuple[int, bool] | None:
+    """``blocks:N`` -> (N, False); ``blocks:N:avgpool`` -> (N, True); other kinds -> None.
 
-    name: str
-    architecture: str
-    embed_dim: int
-    input_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    in_chans: int = 3
-    patch_size: int | None = None  # None for CNNs (the patch grid is the last feature map)
-    value_range: tuple[float, float] = (0.0, 1.0)  # pixel range before mean/std
-    weights: str = RANDOM_INIT  # "random-init", a file path, or "package:<name>"
-    weights_sha256: str | None = None
-    modalities: tuple[str, ...] = ("image",)
-    extra: dict = field(default_factory=dict)
+    DINOv2's linear evaluation (``dinov2/eval/linear.py``, ``create_linear_input``) feeds the
+    probe the class tokens of the last N blocks (each through the final norm), concatenated, and
+    optionally the average of the last block's patch tokens: [B, N*D] or [B, (N+1)*D]. The paper's
+    ImageNet numbers use N=4 with avgpool for ViT-S/B.
+    """
+    m = _BLOCKS.match(kind)
+    if not m:
+        return None
+    n = int(m.group(1))
+    if n < 1:
+        raise ModelError(f"feature kind {kind!r}: N must be at least 1")
+    return n, bool(m.group(2))
 
-    def preprocessing(self) -> dict:
-        """The exact image transform, recorded with every feature and result."""
-        return {"resize": "pad-to-square+bilinear-antialias", "size": self.input_size,
-                "channels": self.in_chans, "value_range": list(self.value_range),
-                "mean": list(self.mean), "std": list(self.std)}
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+def blocks_feature(cls_tokens: Sequence[torch.Tensor], last_patches: torch.Tensor, avgpool: bool) -> torch.Tensor:
+    """Concatenate per-block class tokens [B, D] (oldest first) and optionally mean patch tokens."""
+    parts = list(cls_tokens) + ([last_patches.flatten(1, -2).mean(1)] if avgpool else [])
+    return torch.cat([p.float() for p in parts], dim=-1)
 
-    @property
-    def is_random(self) -> bool:
-        return self.weights == RANDOM_INIT
+
+class Features(dict):
+    """The dict :meth:`Encoder.encode` returns; asking for a kind the encoder lacks is a ModelError."""
+
+    def __init__(self, data: dict, encoder: str):
+        super().__init__(data)
+        self.encoder = encoder
+
+    def __missing__(self, kind: str):
+        raise ModelError(f"encoder '{self.encoder}' does not provide feature kind {kind!r}; "
+                         f"it provides {sorted(self)}")
 
 
 class Encoder(nn.Module):
-    """A frozen image encoder. Subclasses implement :meth:`forward_features`."""
+    """A frozen image encoder. Subclasses implement :meth:`forward_features` (and optionally
+    :meth:`forward_blocks` for ``blocks:N`` kinds, :meth:`encode_text` for a text tower)."""
 
     meta: EncoderMeta
 
@@ -61,11 +77,28 @@ class Encoder(nn.Module):
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def forward_blocks(self, x: torch.Tensor, n: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(class tokens of the last ``n`` blocks after the final norm, oldest first; the last
+        block's patch tokens [B, h*w, D]). Encoders without blocks do not override this."""
+        raise ModelError(f"encoder '{self.meta.name}' does not expose intermediate blocks")
+
     @torch.inference_mode()
-    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``x``: [B, C, S, S] preprocessed. Returns {"global": [B, D], "patches": [B, h, w, D]}."""
+    def encode(self, x: torch.Tensor, kinds: Sequence[str] | None = None) -> Features:
+        """``x``: [B, C, S, S] preprocessed. Returns {"global": [B, D], "patches": [B, h, w, D]},
+        plus any ``blocks:N[:avgpool]`` kinds listed in ``kinds``."""
         self.images_encoded += x.shape[0]
-        return self.forward_features(x)
+        out = dict(self.forward_features(x))
+        asked = [(k, parse_blocks(k)) for k in kinds or ()]
+        asked = [(k, b) for k, b in asked if b is not None]
+        if asked:
+            cls, patches = self.forward_blocks(x, max(n for _, (n, _) in asked))
+            for k, (n, avgpool) in asked:
+                out[k] = blocks_feature(cls[-n:], patches, avgpool)
+        return Features(out, self.meta.name)
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """[N, D] embeddings in the image ``global`` space; only encoders with a text tower."""
+        raise ModelError(f"encoder '{self.meta.name}' has no text tower (modalities: {self.meta.modalities})")
 
 
 def sha256_file(path: str | Path, _cache: dict = {}) -> str:  # noqa: B006 - deliberate memo
@@ -80,3 +113,11 @@ def sha256_file(path: str | Path, _cache: dict = {}) -> str:  # noqa: B006 - del
                 h.update(chunk)
         _cache[key] = h.hexdigest()
     return _cache[key]
+
+
+def sha256_files(root: str | Path, names: Sequence[str]) -> str:
+    """One sha256 over named files of a model folder (config + weights): any change changes it."""
+    h = hashlib.sha256()
+    for name in sorted(names):
+        h.update(f"{name}\t{sha256_file(Path(root) / name)}\n".encode())
+    return h.hexdigest()

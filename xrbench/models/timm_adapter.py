@@ -8,7 +8,7 @@ import torch
 
 from xrbench.errors import ModelError
 from xrbench.models.base import RANDOM_INIT, Encoder, EncoderMeta, sha256_file
-from xrbench.models.weights import load_into, read_state_dict
+from xrbench.models.weights import load_into, partial_record, read_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,15 +36,33 @@ class TimmEncoder(Encoder):
             patches = tokens.reshape(b, side, side, d)
         return {"global": pooled.float(), "patches": patches.float()}
 
+    def forward_blocks(self, x: torch.Tensor, n: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """timm ``forward_intermediates`` of the last ``n`` blocks, each through the final norm.
+
+        ViTs: the class token of each block (the mean patch token when the model has none). CNNs:
+        the last ``n`` stages average-pooled (widths differ per stage; they are concatenated).
+        """
+        if not hasattr(self.model, "forward_intermediates"):
+            raise ModelError(f"{self.meta.name}: timm model has no forward_intermediates")
+        vit = self.num_prefix_tokens > 0 or hasattr(self.model, "blocks")
+        kw = {"return_prefix_tokens": True, "norm": True, "output_fmt": "NLC"} if vit else {}
+        inter = self.model.forward_intermediates(x, indices=n, intermediates_only=True, **kw)
+        if not vit:  # [B, C, h, w] stage outputs
+            return [f.mean((2, 3)) for f in inter], inter[-1].flatten(2).transpose(1, 2)
+        has_cls = bool(getattr(self.model, "cls_token", None) is not None)
+        cls = [pfx[:, 0] if has_cls else tok.mean(1) for tok, pfx in inter]
+        return cls, inter[-1][0]
+
 
 def create_timm_encoder(name: str, architecture: str, *, weights: str | Path | None = None,
                         input_size: int | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                         state_dict_fn=None, weights_label: str | None = None, seed: int = 0,
-                        **model_kwargs) -> TimmEncoder:
+                        allow_partial: bool = False, **model_kwargs) -> TimmEncoder:
     """Build ``architecture`` from timm and load ``weights`` (safetensors / weights-only .pt).
 
     Without weights the parameters are initialised from ``seed``, so a random-init run is
-    reproducible. ``state_dict_fn`` maps a foreign checkpoint's keys to timm's.
+    reproducible. ``state_dict_fn`` maps a foreign checkpoint's keys to timm's. ``allow_partial``
+    loads a checkpoint with missing/unexpected keys (recorded in ``meta.extra``) instead of refusing.
     """
     if architecture not in timm.list_models():
         from xrbench.registry import closest
@@ -57,12 +75,12 @@ def create_timm_encoder(name: str, architecture: str, *, weights: str | Path | N
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs)
-    sha = None
+    sha, extra = None, {}
     if weights is not None:
         sd = read_state_dict(weights)
         if state_dict_fn is not None:
             sd = state_dict_fn(sd, model)
-        load_into(model, sd, path=weights)
+        extra = partial_record(load_into(model, sd, path=weights, allow_partial=allow_partial))
         sha = sha256_file(weights)
     cfg = model.pretrained_cfg or {}
     size = input_size or int(cfg.get("input_size", (3, 224, 224))[-1])
@@ -72,5 +90,5 @@ def create_timm_encoder(name: str, architecture: str, *, weights: str | Path | N
         mean=tuple(mean), std=tuple(std), in_chans=3,
         patch_size=int(patch[0]) if isinstance(patch, (tuple, list)) else patch,
         weights=weights_label or (str(weights) if weights is not None else RANDOM_INIT),
-        weights_sha256=sha, extra={"init_seed": seed} if weights is None else {})
+        weights_sha256=sha, extra={"init_seed": seed} if weights is None else extra)
     return TimmEncoder(model, meta)

@@ -1,6 +1,7 @@
 """Loading checkpoints safely (safetensors or ``torch.load(weights_only=True)``) into a module."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -55,22 +56,48 @@ def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def load_into(model: nn.Module, sd: dict[str, torch.Tensor], *, path: str | Path,
-              ignore: tuple[str, ...] = ("head.", "fc.", "classifier.", "_fc.")) -> None:
-    """Load ``sd`` into ``model`` strictly (classifier heads excepted); explain any misfit."""
+              ignore: tuple[str, ...] = ("head.", "fc.", "classifier.", "_fc."),
+              allow_partial: bool = False) -> dict:
+    """Load ``sd`` into ``model`` strictly (classifier heads excepted); explain any misfit.
+
+    Missing or unexpected keys are refused with both lists unless ``allow_partial`` (the CLI's
+    ``--allow-partial``): then the rest is loaded, a warning names the keys, and the returned
+    ``{"missing_keys": [...], "unexpected_keys": [...]}`` goes into the encoder's metadata.
+    Shapes that do not fit are always refused.
+    """
     sd = {k: v for k, v in strip_prefixes(sd).items() if not k.startswith(ignore)}
     own = {k: v for k, v in model.state_dict().items() if not k.startswith(ignore)}
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
     wrong = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
              for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            parts.append(f"{len(wrong)} shape mismatch(es), e.g. {'; '.join(wrong[:3])}")
-        if missing:
-            parts.append(f"{len(missing)} missing key(s), e.g. {missing[:3]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[:3]}")
-        arch = getattr(model, "default_cfg", {}).get("architecture", model.__class__.__name__)
-        raise ModelError(f"{path}: checkpoint does not fit architecture '{arch}': " + "; ".join(parts))
+    arch = getattr(model, "default_cfg", {}).get("architecture", model.__class__.__name__)
+    check_keys(missing, unexpected, path=path, arch=arch, allow_partial=allow_partial, wrong=wrong)
     model.load_state_dict(sd, strict=False)
+    return {"missing_keys": missing, "unexpected_keys": unexpected} if missing or unexpected else {}
+
+
+def _keys(keys: list[str], n: int = 12) -> str:
+    return ", ".join(keys[:n]) + (f", ... (+{len(keys) - n})" if len(keys) > n else "")
+
+
+def check_keys(missing: list[str], unexpected: list[str], *, path: str | Path, arch: str,
+               allow_partial: bool, wrong: list[str] = ()) -> None:
+    """Refuse a checkpoint that does not fit (every adapter calls this with its key lists)."""
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    if wrong:
+        parts.append(f"{len(wrong)} shape mismatch(es): {'; '.join(wrong[:5])}")
+    parts.append(f"{len(missing)} missing key(s)" + (f": [{_keys(missing)}]" if missing else ""))
+    parts.append(f"{len(unexpected)} unexpected key(s)" + (f": [{_keys(unexpected)}]" if unexpected else ""))
+    msg = f"{path}: checkpoint does not fit architecture '{arch}': " + "; ".join(parts)
+    if wrong or not allow_partial:
+        hint = "" if wrong else " (--allow-partial loads it anyway and records the keys in the result)"
+        raise ModelError(msg + hint)
+    warnings.warn(msg + "; loading the rest because of --allow-partial", stacklevel=3)
+
+
+def partial_record(misfit: dict) -> dict:
+    """What ``meta.extra`` records of a checkpoint loaded with --allow-partial (empty when it fit)."""
+    return {"allow_partial": True, **misfit} if misfit else {}

@@ -54,7 +54,9 @@ class TaskSpec(_Strict):
                     "landmarks", "grounding", "report-generation"]
     #: sample filter on ``meta`` values, e.g. {frontal: true}
     where: dict[str, Any] = Field(default_factory=dict)
-    features: Literal["global", "patches"] = "global"
+    #: ``global``, ``patches`` (the grid), or ``blocks:N`` / ``blocks:N:avgpool`` (class tokens of the
+    #: last N blocks, plus the mean patch token: DINOv2's linear protocol uses blocks:4:avgpool)
+    features: str = Field("global", pattern=r"^(global|patches|blocks:[1-9][0-9]?(:avgpool)?)$")
     target: Target
     protocol: Protocol
     metrics: list[str]
@@ -100,17 +102,17 @@ def read_yaml(path: Path) -> Any:
 
 
 def check_metrics(spec: TaskSpec) -> None:
-    """Every metric of ``spec`` is registered; else a did-you-mean error naming the task file.
+    """Every metric of ``spec`` is one its family computes; else a did-you-mean error naming the file.
 
     Run when a task is selected (``TaskCatalog.resolve``), not when it is listed: the metric
     registry imports the metric code, which ``xrbench list`` does not need.
     """
-    import xrbench.metrics  # noqa: F401  (registers metrics)
-    from xrbench.registry import METRICS, UnknownNameError, closest
+    from xrbench.families import FAMILIES
+    from xrbench.registry import UnknownNameError, closest
 
+    names = FAMILIES.get(spec.family).known_metrics()
     for name in spec.metrics:
-        if name not in METRICS:
-            names = METRICS.names()
+        if name not in names:
             raise ConfigError(f"{spec.source or spec.name}: key 'metrics': "
                               f"{UnknownNameError('metric', name, closest(name, names), names)}")
 
