@@ -33,29 +33,13 @@ def _models() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-<<<<<<< HEAD
     # each listing imports only what it shows: tasks and suites need neither torch nor the loaders
     if args.what == "models":
-        import xrbench.models  # noqa: F401
-        from xrbench.registry import MODELS
-
-        for name, f in MODELS.items():
-            print(f"{name:32s} {(f.__doc__ or '').strip().splitlines()[0]}")
-        print(f"{'timm:<architecture>':32s} any timm architecture, weights from --weights")
+        _models()
     elif args.what == "datasets":
         import xrbench.data.datasets  # noqa: F401
         from xrbench.registry import DATASETS
 
-=======
-    if args.what == "models":
-        _models()
-        return 0
-    import xrbench.data.datasets  # noqa: F401
-    from xrbench.registry import DATASETS
-    from xrbench.tasks.catalog import TaskCatalog
-
-    if args.what == "datasets":
->>>>>>> adapters
         for name, cls in DATASETS.items():
             print(f"{name:16s} {cls.anatomy:14s} {cls.title}")
     else:

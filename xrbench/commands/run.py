@@ -76,19 +76,10 @@ def run(args: argparse.Namespace) -> int:
     from xrbench.results.summary import summary_table
     from xrbench.runner import RunConfig, Runner
 
-<<<<<<< HEAD
-    encoder = create_encoder(args.model, weights=args.weights)  # unknown name -> exit 2 before any work
-    preflight.check_encoder(encoder.meta, plan.real)
-    device = preflight.check_device(dist.init_from_env(plan.device))  # under torchrun: this rank's GPU
-=======
-    specs = TaskCatalog(args.include).resolve(args.task)
     encoder = create_encoder(args.model, weights=args.weights,  # unknown name -> exit 2 before any work
                              **({"allow_partial": True} if args.allow_partial else {}))
-    device = dist.init_from_env(args.device or default_device())
-    if args.seeds and args.seed is not None:
-        raise ConfigError("give either --seed or --seeds, not both")
-    seeds = args.seeds or ((args.seed,) if args.seed is not None else (0,))
->>>>>>> adapters
+    preflight.check_encoder(encoder.meta, plan.real)
+    device = preflight.check_device(dist.init_from_env(plan.device))  # under torchrun: this rank's GPU
     cfg = RunConfig(output=args.output, data_root=args.data_root, data_roots=dict(args.data),
                     device=device, batch_size=args.batch_size, num_workers=args.workers,
                     seeds=plan.seeds, label_fractions=args.label_fraction, limit=args.limit,
