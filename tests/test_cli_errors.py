@@ -234,7 +234,8 @@ def test_random_init_on_real_data_is_refused_before_work(tmp_path, xr_home, caps
 
 # -- data errors are exit 1 ---------------------------------------------------------------------
 def test_an_empty_split_is_a_data_error(tmp_path):
-    from xrbench.runner import task_rows
+    from xrbench.families import create_family
+    from xrbench.families.base import kept_rows
     from xrbench.tasks.schema import TaskSpec
 
     import yaml
@@ -245,7 +246,7 @@ def test_an_empty_split_is_a_data_error(tmp_path):
     loader = ToySpots(root)
     with pytest.raises(DataError, match=r"task toy-spots-linear: the val split of 'toy-spots' at .* has no "
                                         r"labelled samples matching \{'view': 'PA'\}"):
-        task_rows(spec, loader.split("val"), "val", loader)
+        kept_rows(create_family(spec), loader.split("val"), "val", loader.root)
 
 
 def test_coco_annotation_that_is_a_string(tmp_path, capsys):

@@ -7,7 +7,6 @@ costs a second instead of an extraction.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 import tempfile
@@ -113,27 +112,21 @@ def check_tasks(specs: list) -> None:
     Metric names were checked when the tasks were selected (``TaskCatalog.resolve``).
     """
     import xrbench.data.datasets  # noqa: F401  (registers loaders)
-    import xrbench.protocols  # noqa: F401  (registers protocols)
-    from xrbench.registry import DATASETS, PROTOCOLS, UnknownNameError
+    from xrbench.families import create_family
+    from xrbench.registry import DATASETS, UnknownNameError
 
     for spec in specs:
         where = spec.source or spec.name
         try:
-            protocol = PROTOCOLS.get(spec.protocol.name)
-        except UnknownNameError as e:
-            raise ConfigError(f"{where}: key 'protocol.name': {e}") from None
-        try:
-            inspect.signature(protocol).bind(**spec.protocol.args)
-        except TypeError as e:
-            params = list(inspect.signature(protocol).parameters)
-            raise ConfigError(f"{where}: key 'protocol.args': {e}; protocol '{spec.protocol.name}' "
-                              f"takes {', '.join(params) or 'no arguments'}") from None
+            create_family(spec).check()  # its head and the head's arguments
+        except (ConfigError, UnknownNameError) as e:
+            raise ConfigError(f"{where}: {e}") from None
         try:
             loader = DATASETS.get(spec.dataset)
         except UnknownNameError as e:
             raise ConfigError(f"{where}: key 'dataset': {e}") from None
         try:
-            loader(Path("."), seed=0, **spec.dataset_options)  # validates options; reads nothing
+            loader.check_options(spec.dataset_options)  # reads nothing
         except ConfigError as e:
             raise ConfigError(f"{where}: key 'dataset_options': {e}") from None
 

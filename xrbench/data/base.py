@@ -38,17 +38,23 @@ class DatasetLoader(ABC):
     def __init__(self, root: str | Path, *, seed: int = 0, **options: Any):
         self.root = Path(root).expanduser()
         self.seed = seed
-        unknown = sorted(set(options) - set(self.options_spec))
+        self.options: dict[str, Any] = self.check_options(options)
+        self._samples: list[Sample] | None = None
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The declared options with their defaults filled in; unknown or disallowed ones are errors."""
+        unknown = sorted(set(options) - set(cls.options_spec))
         if unknown:
-            raise ConfigError(f"dataset '{self.name}': unknown option(s) {unknown}; "
-                              f"known: {sorted(self.options_spec)}")
-        self.options: dict[str, Any] = {}
-        for key, (default, allowed) in self.options_spec.items():
+            raise ConfigError(f"dataset '{cls.name}': unknown option(s) {unknown}; "
+                              f"known: {sorted(cls.options_spec)}")
+        out: dict[str, Any] = {}
+        for key, (default, allowed) in cls.options_spec.items():
             value = options.get(key, default)
             if allowed is not None and value not in allowed:
-                raise ConfigError(f"dataset '{self.name}': option {key}={value!r} not in {list(allowed)}")
-            self.options[key] = value
-        self._samples: list[Sample] | None = None
+                raise ConfigError(f"dataset '{cls.name}': option {key}={value!r} not in {list(allowed)}")
+            out[key] = value
+        return out
 
     # -- to implement ---------------------------------------------------------------------
     @abstractmethod

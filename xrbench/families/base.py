@@ -89,6 +89,9 @@ class TaskFamily(ABC):
         self.spec = spec
         self.context: dict = {}
 
+    def check(self) -> None:
+        """Refuse, before any work, a task whose head or head arguments this family does not know."""
+
     # -- data ---------------------------------------------------------------------------------
     def keep(self, sample: Sample) -> bool:
         """A task keeps the samples matching its ``where`` filter that carry a known target."""
@@ -226,8 +229,8 @@ def kept_rows(family: TaskFamily, samples: Sequence[Sample], split: str, root) -
     rows = [i for i, s in enumerate(samples) if family.keep(s)]
     if not rows:
         spec = family.spec
-        raise DataError(f"task {spec.name}: the {split} split of '{spec.dataset}' has no labelled samples "
-                        f"matching {spec.where or 'the task'}", path=root)
+        raise DataError(f"task {spec.name}: the {split} split of '{spec.dataset}' at {root} has no "
+                        f"labelled samples matching {spec.where or 'the task'}")
     return rows
 
 

@@ -36,6 +36,22 @@ class GlobalFamily(TaskFamily):
 
     kind: str = ""  # what the protocol is told: binary, multilabel, multiclass, regression, retrieval
 
+    def check(self) -> None:
+        import inspect
+
+        from xrbench.registry import UnknownNameError
+
+        try:
+            protocol = PROTOCOLS.get(self.spec.protocol.name)
+        except UnknownNameError as e:
+            raise ConfigError(f"key 'protocol.name': {e}") from None
+        try:
+            inspect.signature(protocol).bind(**self.spec.protocol.args)
+        except TypeError as e:
+            params = list(inspect.signature(protocol).parameters)
+            raise ConfigError(f"key 'protocol.args': {e}; protocol '{self.spec.protocol.name}' "
+                              f"takes {', '.join(params) or 'no arguments'}") from None
+
     def y_array(self, samples: Sequence[Sample]) -> np.ndarray:
         return np.asarray([self.target(s) for s in samples])
 
