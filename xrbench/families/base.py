@@ -161,12 +161,21 @@ class TaskFamily(ABC):
             return {}
         return {k: np.asarray([s[k] for s in stats], dtype=np.float64) for k in stats[0]}
 
-    @classmethod
-    def known_metrics(cls) -> list[str]:
-        """Metric names a task of this family may list (checked when a task is selected)."""
+    def known_metrics(self) -> list[str]:
+        """Metric names a task of this family may list (the registered metrics by default)."""
+        import xrbench.metrics  # noqa: F401  (registers metrics)
         from xrbench.registry import METRICS
 
         return METRICS.names()
+
+    def check_metrics(self) -> None:
+        """Refuse a metric this family does not compute, with did-you-mean."""
+        from xrbench.registry import UnknownNameError, closest
+
+        known = self.known_metrics()
+        for name in self.spec.metrics:
+            if name not in known:
+                raise ConfigError(str(UnknownNameError("metric", name, closest(name, known), known)))
 
     # -- predictions I/O ----------------------------------------------------------------------
     def prediction_from_row(self, row: dict, *, path, line: int) -> Any:

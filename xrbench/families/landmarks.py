@@ -106,6 +106,14 @@ class Landmarks(TaskFamily):
                               f"(or sdr@<t>mm for any threshold t)")
         return t
 
+    def check_metrics(self) -> None:
+        """Done when the family is built: ``mre_mm`` and ``sdr@<t>mm`` for any threshold t."""
+
+    def check(self) -> None:
+        if self.spec.protocol.name != "heatmap-softargmax" or self.spec.protocol.args:
+            raise ConfigError(f"key 'protocol': family 'landmarks' has one head, 'heatmap-softargmax', "
+                              f"without arguments; got {self.spec.protocol.name!r} {self.spec.protocol.args}")
+
     # -- data ---------------------------------------------------------------------------------
     def has_target(self, sample: Sample) -> bool:
         return sample.landmarks is not None and not np.isnan(np.asarray(sample.landmarks, float)).all()

@@ -164,9 +164,7 @@ class FeatureExtractor:
         ids = [s.id for s in samples]
         if w == 1:
             for k, key in keys.items():
-                part = self.store.partial(key)
-                feats, geo = np.load(part.dir / "features.npy", mmap_mode="r+"), np.load(part.dir / "geometry.npy", mmap_mode="r+")
-                part.publish(feats, geo, ids, {**meta, "kind": k})
+                self.store.partial(key).publish(ids, {**meta, "kind": k})
             return
         dist.barrier()
         if dist.is_main():
@@ -178,8 +176,8 @@ class FeatureExtractor:
         """Encode ``indices`` into partial entries, resuming after the last committed chunk."""
         parts = {k: self.store.partial(key) for k, key in keys.items()}
         n = len(indices)
-        done = min(_saved_done(p) for p in parts.values())
-        arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        done = min(p.saved_done() for p in parts.values())
+        arrays: dict = {}
         pos, last = done, done
         if done:
             log.info("%s: resuming extraction at image %d of %d", desc, done, n)
@@ -196,8 +194,8 @@ class FeatureExtractor:
                         return self._stream(keys, samples, indices, desc)
                     arrays[k] = (feats, g)
                 feats, g = arrays[k]
-                feats[pos:pos + b] = out[k]
-                g[pos:pos + b] = geo
+                feats.write(pos, out[k])
+                g.write(pos, geo)
             pos += b
             if pos - last >= CHUNK or pos == n:
                 for k, part in parts.items():
@@ -212,30 +210,24 @@ class FeatureExtractor:
         return None
 
     def _assemble(self, key: str, kind: str, n: int, w: int, ids: list[str], meta: dict) -> None:
-        """Interleave the ranks' shard entries (rank r holds rows r, r + w, ...) into the entry."""
-        shards = [np.load(self.store.partial(f"{key}.shard{r}of{w}").dir / "features.npy", mmap_mode="r")
-                  for r in range(w)]
-        geos = [np.load(self.store.partial(f"{key}.shard{r}of{w}").dir / "geometry.npy", mmap_mode="r")
-                for r in range(w)]
-        row_shape = next(s.shape[1:] for s in shards if len(s))
+        """Interleave the ranks' shard entries (rank r holds rows r, r + w, ...) into the entry,
+        a chunk at a time."""
+        shards = [self.store.partial(f"{key}.shard{r}of{w}").reopen() for r in range(w)]
+        row_shape = next(f.shape[1:] for f, _ in shards if len(f))
         part = self.store.partial(key)
         shutil.rmtree(part.dir, ignore_errors=True)
         feats, geo, _ = part.open(n, row_shape, DTYPES.get(kind, "float32"))
-        for r, (s, g) in enumerate(zip(shards, geos)):
-            for i in range(0, len(s), CHUNK):
-                j = min(i + CHUNK, len(s))
-                feats[r + w * i: r + w * j: w] = s[i:j]
-                geo[r + w * i: r + w * j: w] = g[i:j]
-        part.publish(feats, geo, ids, meta)
+        for i in range(0, len(shards[0][0]), CHUNK):  # split rows [w*i, w*j) hold shard rows i..j
+            j = i + CHUNK
+            lo, hi = w * i, min(w * j, n)
+            block = np.empty((hi - lo, *row_shape), dtype=feats.dtype)
+            gblock = np.empty((hi - lo, 6), dtype=np.int32)
+            for r, (sf, sg) in enumerate(shards):
+                m = max(0, min(j, len(sf)) - i)
+                block[r::w][:m] = sf.read(i, i + m)
+                gblock[r::w][:m] = sg.read(i, i + m)
+            feats.write(lo, block)
+            geo.write(lo, gblock)
+        part.publish(ids, meta)
         for r in range(w):
             shutil.rmtree(self.store.partial(f"{key}.shard{r}of{w}").dir, ignore_errors=True)
-
-
-def _saved_done(part) -> int:
-    """Rows an interrupted run committed to this partial entry (0 when there is none)."""
-    import json
-
-    try:
-        return int(json.loads(part.progress_path.read_text())["done"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0

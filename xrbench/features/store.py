@@ -6,8 +6,9 @@ size is never copied whole into RAM. ``geometry.npy`` holds each image's origina
 padded side, top and left padding, and input size (:class:`xrbench.features.preprocess.Geometry`),
 so boxes, masks and landmarks map into grid space and predictions back to original pixels.
 
-Writing streams: :class:`PartialEntry` preallocates the arrays in ``<root>/.partial-<key>/`` and
-records each completed chunk in ``progress.json``; an interrupted extraction resumes from its last
+Writing streams: :class:`PartialEntry` preallocates the arrays in ``<root>/.partial-<key>/``,
+writes each batch's rows with plain file writes (:class:`NpyRows`: no mapping, so the writer's
+memory stays bounded by a batch) and records each completed chunk in ``progress.json``; an interrupted extraction resumes from its last
 complete chunk, and the finished folder is renamed into place, so a crash never leaves an entry a
 later run would trust. ``meta.json`` records each array's shape, dtype and xxh3 checksum: an entry
 that fails verification is reported by name, moved aside into ``.quarantine/`` and rebuilt.
@@ -125,6 +126,41 @@ class FeatureStore:
         return PartialEntry(self, key)
 
 
+class NpyRows:
+    """Row-wise pwrite/pread access to a ``.npy`` file: written chunks go through the page cache,
+    not through a mapping, so the writer's resident memory stays bounded by one chunk whatever the
+    array's size (a memory map would keep every written page in the process's RSS)."""
+
+    def __init__(self, path: Path, shape: tuple | None = None, dtype: str | None = None):
+        self.path = Path(path)
+        if shape is not None:  # create: header + a sparse body of the final size
+            np.lib.format.open_memmap(self.path, mode="w+", dtype=dtype, shape=tuple(shape))._mmap.close()
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            self.shape, fortran, self.dtype = read_header(f)
+            self.offset = f.tell()
+        if fortran:
+            raise CorruptEntry(f"{self.path.name} is Fortran-ordered")
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        data = np.ascontiguousarray(rows, dtype=self.dtype).tobytes()
+        with open(self.path, "r+b") as f:
+            f.seek(self.offset + start * self.row_bytes)
+            f.write(data)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + start * self.row_bytes)
+            buf = f.read((stop - start) * self.row_bytes)
+        return np.frombuffer(buf, dtype=self.dtype).reshape((stop - start, *self.shape[1:]))
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+
 class PartialEntry:
     """An entry being written chunk by chunk; resumable after a crash, published when complete."""
 
@@ -132,6 +168,13 @@ class PartialEntry:
         self.store, self.key = store, key
         self.dir = store.root / f".partial-{key}"
         self.progress_path = self.dir / "progress.json"
+
+    def saved_done(self) -> int:
+        """Rows an interrupted run committed (0 when there is no partial entry)."""
+        try:
+            return int(json.loads(self.progress_path.read_text())["done"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
 
     def progress(self, n: int, shape: tuple, dtype: str) -> int:
         """Rows already written by an earlier, interrupted run of the same extraction (else 0)."""
@@ -143,39 +186,33 @@ class PartialEntry:
             pass
         return 0
 
-    def open(self, n: int, row_shape: tuple, dtype: str) -> tuple[np.ndarray, np.ndarray, int]:
-        """(features memmap, geometry memmap, rows already done), created or reopened."""
+    def open(self, n: int, row_shape: tuple, dtype: str) -> tuple[NpyRows, NpyRows, int]:
+        """(features writer, geometry writer, rows already done), created or reopened."""
         shape = (n, *row_shape)
         done = self.progress(n, shape, dtype)
         if done == 0:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir.mkdir(parents=True, exist_ok=True)
-            feats = np.lib.format.open_memmap(self.dir / "features.npy", mode="w+", dtype=dtype, shape=shape)
-            geo = np.lib.format.open_memmap(self.dir / "geometry.npy", mode="w+", dtype=np.int32, shape=(n, 6))
-        else:
-            feats = np.load(self.dir / "features.npy", mmap_mode="r+")
-            geo = np.load(self.dir / "geometry.npy", mmap_mode="r+")
-        return feats, geo, done
+            return (NpyRows(self.dir / "features.npy", shape, dtype),
+                    NpyRows(self.dir / "geometry.npy", (n, 6), "int32"), 0)
+        return NpyRows(self.dir / "features.npy"), NpyRows(self.dir / "geometry.npy"), done
 
-    def commit(self, feats: np.ndarray, geo: np.ndarray, done: int) -> None:
-        """Rows ``[0, done)`` are on disk: flush, then record it (atomically)."""
-        feats.flush()
-        geo.flush()
+    def reopen(self) -> tuple[NpyRows, NpyRows]:
+        return NpyRows(self.dir / "features.npy"), NpyRows(self.dir / "geometry.npy")
+
+    def commit(self, feats: NpyRows, geo: NpyRows, done: int) -> None:
+        """Rows ``[0, done)`` are written: record it (atomically)."""
         atomic_write_text(self.progress_path, json.dumps(
-            {"n": int(feats.shape[0]), "shape": list(feats.shape), "dtype": str(feats.dtype), "done": int(done)}))
+            {"n": len(feats), "shape": list(feats.shape), "dtype": str(feats.dtype), "done": int(done)}))
 
-    def publish(self, feats: np.ndarray, geo: np.ndarray, ids: list[str], meta: dict) -> None:
+    def publish(self, ids: list[str], meta: dict) -> None:
         """Write ids and meta (with checksums) and rename the folder into place."""
-        feats.flush()
-        geo.flush()
-        del feats, geo
         arrays = {}
         for name in ("features", "geometry"):
             f = self.dir / f"{name}.npy"
-            a = np.load(f, mmap_mode="r")
-            arrays[name] = {"shape": list(a.shape), "dtype": str(a.dtype), "bytes": f.stat().st_size,
+            rows = NpyRows(f)
+            arrays[name] = {"shape": list(rows.shape), "dtype": str(rows.dtype), "bytes": f.stat().st_size,
                             "xxh3": checksum(f)}
-            del a
         (self.dir / "ids.json").write_text(json.dumps(ids))
         self.progress_path.unlink(missing_ok=True)
         (self.dir / "meta.json").write_text(json.dumps({**meta, "arrays": arrays, "format": FORMAT},

@@ -104,17 +104,15 @@ def read_yaml(path: Path) -> Any:
 def check_metrics(spec: TaskSpec) -> None:
     """Every metric of ``spec`` is one its family computes; else a did-you-mean error naming the file.
 
-    Run when a task is selected (``TaskCatalog.resolve``), not when it is listed: the metric
-    registry imports the metric code, which ``xrbench list`` does not need.
+    Run when a task is selected (``TaskCatalog.resolve``), not when it is listed: the families
+    import the metric code, which ``xrbench list`` does not need.
     """
-    from xrbench.families import FAMILIES
-    from xrbench.registry import UnknownNameError, closest
+    from xrbench.families import create_family
 
-    names = FAMILIES.get(spec.family).known_metrics()
-    for name in spec.metrics:
-        if name not in names:
-            raise ConfigError(f"{spec.source or spec.name}: key 'metrics': "
-                              f"{UnknownNameError('metric', name, closest(name, names), names)}")
+    try:
+        create_family(spec).check_metrics()
+    except ConfigError as e:
+        raise ConfigError(f"{spec.source or spec.name}: key 'metrics': {e}") from None
 
 
 def load_task_file(path: Path) -> TaskSpec:
