@@ -39,6 +39,17 @@ class Geometry:
         xy = np.asarray(xy, dtype=np.float64)
         return xy / self.scale - np.array([self.left, self.top])
 
+    def to_grid(self, xy: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+        """Pixel xy of the original image -> continuous xy of an ``(h, w)`` patch grid, where cell
+        ``(gy, gx)`` covers ``[gx, gx + 1) x [gy, gy + 1)`` (input pixels ``[gx*size/w, ...)``)."""
+        h, w = grid_hw
+        return self.to_input(xy) * np.array([w / self.size, h / self.size])
+
+    def from_grid(self, xy: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+        """Continuous patch-grid xy -> pixel xy of the original image (inverse of :meth:`to_grid`)."""
+        h, w = grid_hw
+        return self.to_original(np.asarray(xy, dtype=np.float64) * np.array([self.size / w, self.size / h]))
+
 
 def pad_geometry(height: int, width: int, size: int) -> Geometry:
     side = max(height, width)
