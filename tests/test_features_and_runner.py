@@ -36,6 +36,9 @@ def test_second_run_does_no_forward_pass_and_gives_identical_numbers(toy, tmp_pa
     assert tiny_encoder.images_encoded == 60  # everything came from the store
     a, b = first[0], second[0]
     assert a.primary.value == b.primary.value and a.primary.ci_low == b.primary.ci_low
+    assert a.metrics == b.metrics and a.hparams == b.hparams
+    assert b.timings["fit_s"] < a.timings["fit_s"]  # the head output came from the head cache
+    assert len(list((tmp_path / "features" / ".heads").glob("*.json"))) == 1
     assert a.primary.value > 0.8  # the spot is visible
     rec = json.loads((tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.json").read_text())
     assert rec["data"] == "real" and rec["n"]["test"] == 12 and rec["provenance"]["torch"]
@@ -140,3 +143,19 @@ def test_label_fractions_and_seeds(toy, tmp_path, tiny_encoder):
     rows = list(csv.DictReader(open(tmp_path / "out" / "leaderboard.csv")))
     assert sorted((r["label_fraction"], r["seed"]) for r in rows) == [("0.25", "0;1"), ("1", "0;1")]
     assert (tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed1_lf0.25.json").is_file()
+
+
+def test_head_cache_key_follows_inputs_and_code(toy, tmp_path, tiny_encoder, monkeypatch):
+    from xrbench.families import create_family
+    from xrbench.families import head_cache
+
+    _, tasks = toy
+    family = create_family(TaskCatalog([tasks]).resolve("toy-spots-linear")[0])
+    kw = dict(feature_keys=["a", "b", "c"], kept=[["1"], ["2"], ["3"]], seed=0, fraction=1.0, device="cpu")
+    k = head_cache.head_key(family, **kw)
+    assert head_cache.head_key(family, **kw) == k
+    for change in ({"seed": 1}, {"fraction": 0.5}, {"device": "cuda:0"}, {"kept": [["1"], ["2"], ["4"]]},
+                   {"feature_keys": ["a", "b", "d"]}):
+        assert head_cache.head_key(family, **{**kw, **change}) != k, change
+    monkeypatch.setattr(head_cache, "code_hash", lambda f: "changed")
+    assert head_cache.head_key(family, **kw) != k  # edited head code never serves a stale output

@@ -26,6 +26,7 @@ from xrbench.errors import ModelError
 from xrbench.families import create_family
 from xrbench.families.base import (HeadOutput, Scored, SplitData, TaskFamily, kept_rows, limit_samples,
                                    score_units, subsample_patients)
+from xrbench.families.head_cache import HeadCache, head_key
 from xrbench.features import distributed as dist
 from xrbench.features.extract import FeatureExtractor
 from xrbench.features.store import FeatureStore
@@ -53,6 +54,8 @@ class RunConfig:
     limit: int | None = None
     n_boot: int = 1000
     feature_root: Path | None = None
+    #: head outputs are cached beside the features, so a rerun on cached features only scores
+    head_cache: bool = True
 
 
 @dataclass
@@ -60,6 +63,7 @@ class TaskData:
     splits: dict[str, SplitData]
     dataset_hash: str
     synthetic: bool
+    feature_keys: list[str]
 
 
 def resolve_root(dataset: str, cfg: RunConfig) -> tuple[Path, bool]:
@@ -73,6 +77,7 @@ class Runner:
     def __init__(self, encoder: Encoder, cfg: RunConfig, *, progress: Callable[[str], None] | None = None):
         self.encoder, self.cfg = encoder, cfg
         store = FeatureStore(cfg.feature_root or xrbench_home() / "features")
+        self.heads = HeadCache(store.root / ".heads" if cfg.head_cache and dist.is_main() else None)
         self.extractor = FeatureExtractor(encoder, store, device=cfg.device, batch_size=cfg.batch_size,
                                           num_workers=cfg.num_workers)
         self.say = progress or (lambda m: tqdm.write(m, file=sys.stderr))
@@ -98,14 +103,15 @@ class Runner:
             warnings.warn(f"'{self.encoder.meta.name}' runs with random-init weights on synthetic demo "
                           f"data: every result says weights=random-init", stacklevel=2)
             self._warned_random = True
-        splits = {}
+        splits, keys = {}, []
         kinds = sorted(self._kinds.get(spec.dataset, set()) | {spec.features})
         for split in SPLITS:
             # features cover the whole split (shared by every task of the dataset, every kind any of
             # them needs from one forward pass); rows are picked after
             full = limit_samples(loader.split(split), self.cfg.limit)
-            got = self.extractor.features_and_geometry(spec.dataset, split, full,
-                                                       loader.image_manifest_hash(full), kinds)
+            manifest = loader.image_manifest_hash(full)
+            got = self.extractor.features_and_geometry(spec.dataset, split, full, manifest, kinds)
+            keys.append(self.extractor.key(spec.dataset, split, manifest, spec.features))
             arr, geo = got[spec.features]
             rows = kept_rows(family, full, split, loader.root)
             feats = (FeatureRows(arr, rows) if spec.features == "patches"
@@ -113,7 +119,7 @@ class Runner:
             splits[split] = SplitData([full[i] for i in rows], feats, np.asarray(geo[rows]))
         # the hash of what was actually evaluated (after --limit and the task's row selection)
         used = [s for split in SPLITS for s in splits[split].samples]
-        return TaskData(splits, manifest_hash(used, loader.root), synthetic)
+        return TaskData(splits, manifest_hash(used, loader.root), synthetic, keys)
 
     # -- one task ---------------------------------------------------------------------------
     def run_task(self, spec: TaskSpec) -> list[ResultRecord]:
@@ -130,7 +136,13 @@ class Runner:
                 keep = subsample_patients(family, train.samples, fraction, seed)
                 sub = SplitData([train.samples[i] for i in keep], take(train.features, keep),
                                 train.geometry[keep])
-                out = family.fit_predict(sub, val, test, seed=seed, device=self.cfg.device)
+                key = head_key(family, feature_keys=data.feature_keys, seed=seed, fraction=fraction,
+                               device=self.cfg.device,
+                               kept=[[s.id for s in d.samples] for d in (sub, val, test)])
+                out = self.heads.get(key)
+                if out is None:
+                    out = family.fit_predict(sub, val, test, seed=seed, device=self.cfg.device)
+                    self.heads.put(key, out)
                 fit_s = time.perf_counter() - t1
                 units = family.units(test.samples)
                 truths = [family.truth(u, test.samples) for u in units]
