@@ -130,6 +130,8 @@ class Runner:
                 keep = subsample_patients(family, train.samples, fraction, seed)
                 sub = SplitData([train.samples[i] for i in keep], take(train.features, keep),
                                 train.geometry[keep])
+                if family.needs_encoder:
+                    family.encoder = self.encoder
                 out = family.fit_predict(sub, val, test, seed=seed, device=self.cfg.device)
                 fit_s = time.perf_counter() - t1
                 units = family.units(test.samples)
