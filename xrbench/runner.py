@@ -129,6 +129,7 @@ class Runner:
         data = self.task_data(spec, family)
         extract_s = self.extractor.seconds - ext0
         train, val, test = (data.splits[k] for k in SPLITS)
+        family.prepare({k: data.splits[k].samples for k in SPLITS})  # what the scorer needs, head or cache
         records = []
         for fraction in self.cfg.label_fractions:
             for seed in self.cfg.seeds:
@@ -141,6 +142,8 @@ class Runner:
                                kept=[[s.id for s in d.samples] for d in (sub, val, test)])
                 out = self.heads.get(key)
                 if out is None:
+                    if family.needs_encoder:
+                        family.encoder = self.encoder
                     out = family.fit_predict(sub, val, test, seed=seed, device=self.cfg.device)
                     self.heads.put(key, out)
                 fit_s = time.perf_counter() - t1

@@ -84,10 +84,14 @@ class TaskFamily(ABC):
     subsample_train: ClassVar[bool] = True
     #: splits whose samples the scorer needs besides test (retrieval: the gallery)
     context_splits: ClassVar[tuple[str, ...]] = ()
+    #: whether the head needs the image encoder itself (its text tower: zero-shot baselines); the
+    #: runner then sets :attr:`encoder` before :meth:`fit_predict`
+    needs_encoder: ClassVar[bool] = False
 
     def __init__(self, spec: TaskSpec):
         self.spec = spec
         self.context: dict = {}
+        self.encoder = None
 
     def check(self) -> None:
         """Refuse, before any work, a task whose head or head arguments this family does not know."""

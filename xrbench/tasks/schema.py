@@ -51,7 +51,7 @@ class TaskSpec(_Strict):
     dataset: str
     dataset_options: dict[str, Any] = Field(default_factory=dict)
     family: Literal["linear", "knn", "regression", "retrieval", "segmentation", "localization",
-                    "landmarks", "grounding", "report-generation"]
+                    "landmarks", "grounding", "report-generation", "report-retrieval"]
     #: sample filter on ``meta`` values, e.g. {frontal: true}
     where: dict[str, Any] = Field(default_factory=dict)
     #: ``global``, ``patches`` (the grid), or ``blocks:N`` / ``blocks:N:avgpool`` (class tokens of the
