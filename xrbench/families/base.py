@@ -152,8 +152,11 @@ class TaskFamily(ABC):
             return {}
         return {k: np.asarray([s[k] for s in stats], dtype=np.float64) for k in stats[0]}
 
-    def metric_names(self) -> list[str]:
-        return list(self.spec.metrics)
+    @classmethod
+    def metric_names(cls) -> tuple[str, ...] | None:
+        """The metric names a task of this family may list, or None: those of the METRICS registry
+        (a dense family's aggregate reports its own keys, e.g. segmentation's ``dice_pos``)."""
+        return None
 
     # -- predictions I/O ----------------------------------------------------------------------
     def prediction_from_row(self, row: dict, *, path, line: int) -> Any:

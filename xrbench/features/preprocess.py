@@ -39,6 +39,17 @@ class Geometry:
         xy = np.asarray(xy, dtype=np.float64)
         return xy / self.scale - np.array([self.left, self.top])
 
+    def to_grid(self, xy: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+        """Pixel xy of the original image -> continuous xy on an h x w grid over the input, where
+        cell (gy, gx) spans ``[gx, gx + 1) x [gy, gy + 1)`` (input pixels ``[gx*size/w, ...)``)."""
+        gh, gw = grid_hw
+        return self.to_input(xy) * np.array([gw / self.size, gh / self.size])
+
+    def from_grid(self, xy: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+        """Continuous grid xy (see :meth:`to_grid`) -> pixel xy of the original image."""
+        gh, gw = grid_hw
+        return self.to_original(np.asarray(xy, dtype=np.float64) * np.array([self.size / gw, self.size / gh]))
+
 
 def pad_geometry(height: int, width: int, size: int) -> Geometry:
     side = max(height, width)
