@@ -3,18 +3,21 @@
 Heads (the task's ``protocol.name``, registered in :data:`HEADS`):
 
 - ``linear``: a 1x1 convolution D -> 1 on the grid, i.e. a linear classifier per patch; logits at
-  the grid's h x w (14 x 14 for a ViT-B/16 at 224 px, 7 x 7 for EfficientNet-Lite0).
+  the grid's h x w (14 x 14 for a ViT-B/16 at 224 px, 7 x 7 for EfficientNet-Lite0); AdamW
+  learning rate 1e-2, epoch checkpoints 5, 10, 20, 40.
 - ``decoder``: a light progressive-upsampling decoder: 1x1 conv D -> 64 + GroupNorm + ReLU, then
   two stages of (bilinear x2 upsampling, 3x3 conv, GroupNorm, ReLU), 64 -> 32 -> 16 channels, then
-  a 1x1 conv to one logit; logits at 4h x 4w. The widths keep a demo task within seconds on a CPU.
+  a 1x1 conv to one logit; logits at 4h x 4w; learning rate 3e-3, checkpoints 5, 10, 20, 30. The
+  widths keep a demo task within seconds of CPU.
 
 Both read the grids batch by batch from the feature view, standardised per channel with training
-statistics (a constant channel gets scale 1), and train in float32 on the CPU, one thread, with AdamW (fixed
-learning rate and weight decay, batches of 16, ``torch.manual_seed(seed)``, shuffled by a seeded
-generator), loss = soft Dice + BCE (MONAI ``DiceCELoss``, sigmoid, smoothing 1, per image). The one
-hyper-parameter, the number of epochs, is chosen on val only: after each epoch of the head's
-``checkpoints`` the val split is predicted and scored by the same scorer as test (the task's primary
-metric), and the best checkpoint (the earliest on a tie) predicts test once.
+statistics (a constant channel gets scale 1), and train in float32 on the CPU with one thread and
+AdamW (the head's learning rate, AdamW's default weight decay, batches of 16,
+``torch.manual_seed(seed)``, shuffled by a seeded generator); loss = soft Dice + BCE (MONAI
+``DiceCELoss``, sigmoid, smoothing 1, per image). The one hyper-parameter, the number of epochs, is
+chosen on val only: at each of the head's checkpoints the val split is predicted and scored by the
+same scorer as test (the task's primary metric), and the best checkpoint (the earliest on a tie)
+predicts test once. The learning rate is constant, so checkpoint k is the head trained k epochs.
 
 Targets: a training mask is padded to the square exactly as preprocessing pads its image
 (:class:`~xrbench.features.preprocess.Geometry`) and area-resized to the head's output grid, a soft
