@@ -233,7 +233,8 @@ class Segmentation(TaskFamily):
                    "threshold": 0.5, "val_curve": {str(k): float(v) for k, v in curve.items()}}
         return HeadOutput(preds, hparams, float(best[1]), {})
 
-    def _predict(self, head: nn.Module, split: SplitData, mean: torch.Tensor, scale: torch.Tensor) -> list[dict]:
+    def _predict(self, head: nn.Module, split: SplitData, mean: torch.Tensor,
+                 scale: torch.Tensor) -> list[dict]:
         """One prediction per unit of ``split`` (a segmentation unit is one image)."""
         head.eval()
         out = []
