@@ -90,7 +90,8 @@ class Sample:
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"sample {self.id}: split must be one of {SPLITS}, got {self.split!r}")
-        self.image = Path(self.image)
+        if not isinstance(self.image, Path):  # Path(Path) re-parses: measurable over 377k samples
+            self.image = Path(self.image)
 
     def label_vector(self, names: list[str]) -> np.ndarray:
         return np.array([self.labels.get(n, math.nan) for n in names], dtype=np.float32)
