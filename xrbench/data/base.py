@@ -158,9 +158,11 @@ class DatasetLoader(ABC):
             p = os.path.abspath(key)
             guard = next((g for g in guards if inside(p, g.root)), guards[0])
             try:
-                real, st = guard.check(p)
+                real, st = guard.check(p, what=f"sample {s.id}")
             except DataError as e:
-                fail(f"sample {s.id}: {e}")
+                if not collect:
+                    raise
+                problems.append(str(e))
                 continue
             todo.append((s, real))
             stats.append((real, st))

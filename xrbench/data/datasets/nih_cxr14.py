@@ -84,7 +84,7 @@ class NIHChestXray14(DatasetLoader):
         if both:
             raise DataError(f"{len(both)} image(s) are in both test_list.txt and train_val_list.txt, "
                             f"e.g. {both[0]}", path=folder)
-        images = index_by_name(folder, (".png",))
+        images = index_by_name(folder, (".png",), allow_symlinks=self.allow_symlinks)
         boxes = _read_boxes(folder, {e["name"] for e in entries})
         assign = patient_split([e["patient"] for e in entries if e["name"] in trainval],
                                seed=self.seed, val=0.1, salt=self.name)
