@@ -21,7 +21,7 @@ from xrbench.data.base import DatasetLoader, patient_split
 from xrbench.data.images import write_raster
 from xrbench.data.paths import locate_root, safe_join
 from xrbench.data.sample import Box, MaskRef, Sample
-from xrbench.data.tables import find_file, read_table, resolve_columns
+from xrbench.data.tables import find_file, parse_column, read_table, resolve_columns
 from xrbench.errors import DataError
 from xrbench.registry import DATASETS
 
@@ -139,26 +139,30 @@ class FracAtlas(DatasetLoader):
 
 
 def _read_dataset_csv(path: Path) -> dict[str, dict[str, int]]:
-    """``image_id -> {flag: 0/1, fracture_count: int}``; every flag must be 0 or 1."""
+    """``image_id -> {flag: 0/1, fracture_count: int}``; every flag must be 0 or 1 (each column is
+    parsed once per distinct value, errors name the first bad row)."""
     table = read_table(path)
     cols = resolve_columns(table, path, COLUMNS)
-    out: dict[str, dict[str, int]] = {}
-    for i, rec in enumerate(table.to_dict("records")):
-        row = i + 2  # 1-based file line, after the header
-        image_id = str(rec[cols["image_id"]]).strip()
-        if not image_id or image_id == "nan" or "/" in image_id or "\\" in image_id:
-            raise DataError(f"{rec[cols['image_id']]!r} is not a file name", path=path, row=row,
-                            field="image_id")
-        if image_id in out:
-            raise DataError(f"{image_id!r} is listed twice", path=path, row=row, field="image_id")
-        values = {}
-        for name in COLUMNS[1:]:
-            raw = str(rec[cols[name]]).strip()
+
+    def parser(name: str):
+        def one(value, row: int) -> int:
+            raw = str(value).strip()
             if not raw.isdigit() or (name != "fracture_count" and raw not in ("0", "1")):
                 expected = "a count" if name == "fracture_count" else "0 or 1"
-                raise DataError(f"{rec[cols[name]]!r} is not {expected}", path=path, row=row, field=name)
-            values[name] = int(raw)
-        out[image_id] = values
+                raise DataError(f"{value!r} is not {expected}", path=path, row=row, field=name)
+            return int(raw)
+        return one
+
+    values = [parse_column(table[cols[name]], parser(name)).tolist() for name in COLUMNS[1:]]
+    out: dict[str, dict[str, int]] = {}
+    for i, (raw_id, *flags) in enumerate(zip(table[cols["image_id"]].tolist(), *values)):
+        row = i + 2  # 1-based file line, after the header
+        image_id = str(raw_id).strip()
+        if not image_id or image_id == "nan" or "/" in image_id or "\\" in image_id:
+            raise DataError(f"{raw_id!r} is not a file name", path=path, row=row, field="image_id")
+        if image_id in out:
+            raise DataError(f"{image_id!r} is listed twice", path=path, row=row, field="image_id")
+        out[image_id] = dict(zip(COLUMNS[1:], flags))
     return out
 
 
