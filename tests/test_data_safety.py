@@ -319,3 +319,10 @@ def test_roots_deeper_than_four_levels_are_not_searched(tmp_path):
     assert locate_root(tmp_path / "a", "marker.txt") == deep
     with pytest.raises(DataError, match="up to 4 levels deep"):
         locate_root(tmp_path, "marker.txt")
+
+
+def test_allow_symlinks_must_be_a_boolean(tmp_path):
+    from xrbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="allow_symlinks='yes'; expected true or false"):
+        ToySafety(tmp_path, allow_symlinks="yes")

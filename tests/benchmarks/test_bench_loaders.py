@@ -1,9 +1,9 @@
 """Loader speed at real scale: every dataset loader on a generated ~200k-row table in its official
 layout (``_loader_tables.py`` says which image files each one needs; most need none).
 
-Run with ``make bench``; ``XRBENCH_BENCH_ROWS`` shrinks the tables for a quick smoke run. The
-CheXpert numbers before and after the bulk parsing are in docs/benchmarks.md. Not part of
-``make test``.
+Run with ``make bench``; ``XRBENCH_BENCH_ROWS`` shrinks the tables for a quick smoke run. Not
+part of ``make test``. NIH, RSNA bone age, SIIM and knee-oa find their images by walking the tree,
+so their tables come with 200k empty image files; the other loaders touch no image at load time.
 """
 from __future__ import annotations
 

@@ -45,7 +45,9 @@ class DatasetLoader(ABC):
     def __init__(self, root: str | Path, *, seed: int = 0, allow_symlinks: bool = False, **options: Any):
         self.root = Path(root).expanduser()
         self.seed = seed
-        self.allow_symlinks = bool(allow_symlinks)
+        if not isinstance(allow_symlinks, bool):
+            raise ConfigError(f"dataset '{self.name}': allow_symlinks={allow_symlinks!r}; expected true or false")
+        self.allow_symlinks = allow_symlinks
         #: roots the images live under (a loader whose images are elsewhere, e.g. MS-CXR's MIMIC
         #: tree, appends that root in ``load``); the symlink policy is checked against them
         self.image_roots: list[Path] = [self.root]

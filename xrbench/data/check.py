@@ -49,7 +49,7 @@ def check_dataset(name: str, root: Path | None = None, *, deep: bool = False,
     cls = DATASETS.get(name)
     folder = dataset_root(name, root)
     options = dict(options or {})
-    allow_symlinks = bool(options.pop("allow_symlinks", False)) or allow_symlinks
+    allow_symlinks = options.pop("allow_symlinks", False) or allow_symlinks
     loader: DatasetLoader = cls(folder, allow_symlinks=allow_symlinks, **options)
     report: dict[str, Any] = {"dataset": name, "root": str(folder), "ok": False, "manifest_hash": None,
                               "errors": [], "splits": {}, "extra": {}}
