@@ -200,8 +200,9 @@ def _read_entries(path: Path) -> list[dict]:
         if reported is not None:
             meta["age_reported"] = reported
         patient = _text(patient, path, line, "Patient ID")
-        out.append({"name": name, "patient": str(int(patient)) if patient.isascii() and patient.isdigit() else patient,
-                    "labels": labels, "meta": meta})
+        if patient.isascii() and patient.isdigit():
+            patient = str(int(patient))
+        out.append({"name": name, "patient": patient, "labels": labels, "meta": meta})
     return out
 
 
