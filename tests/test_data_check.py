@@ -77,7 +77,8 @@ class ToyCheck(DatasetLoader):
 def write_toy(root: Path, rows: list[str] = TOY_ROWS) -> Path:
     img = np.zeros((16, 16))
     img[2:8, 2:8] = 0.9
-    for name in "abcde":
+    for k, name in enumerate("abcde"):  # distinct content: identical images in two splits are a leak
+        img[15, 15] = k / 8
         write_raster(root / "images" / f"{name}.png", img)
     write_raster(root / "images" / "stray.png", img)
     write_raster(root / "masks" / "a.png", img > 0)
@@ -241,10 +242,12 @@ def chexpert(tmp_path) -> Path:
     train = [CHEX_HEADER]
     for i in range(1, 31):
         rel = f"train/patient{i:05d}/study1/view1_frontal.jpg"
+        img[0, 0] = i / 40  # distinct content: identical images in two splits are a leak
         write_raster(folder / rel, img)
         cells = [""] * 14
         cells[5] = EDEMA[i % 4]
         train.append(",".join([f"CheXpert-v1.0-small/{rel}", "Female", str(40 + i), "Frontal", "PA", *cells]))
+    img[0, 0] = 1.0
     write_raster(folder / "valid/patient64541/study1/view1_frontal.jpg", img)
     (folder / "train.csv").write_text("\n".join(train) + "\n")
     (folder / "valid.csv").write_text(CHEX_HEADER + "\nCheXpert-v1.0-small/valid/patient64541/study1/"

@@ -65,7 +65,8 @@ def test_kaggle_layout_with_double_nesting_and_carved_val_and_test(tmp_path):
         ("train/1379", nest / "1379.png", "train/1379", carve["train/1379"], 94.5,
          {"sex": "M", "official_split": "train"}),
     ]
-    assert ds.report_extra() == {"ignored_tables": ["boneage-test-dataset.csv"]}  # no ground truth
+    assert ds.report_extra() == {"ignored_tables": ["boneage-test-dataset.csv"],  # no ground truth
+                                 "images_outside_split_folders": 0}
 
 
 def test_carved_splits_cover_val_and_test_on_a_larger_kaggle_table(tmp_path):

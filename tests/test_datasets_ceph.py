@@ -101,6 +101,8 @@ def test_unknown_option_value():
     ("\n".join(["10,20"] * 18) + "\n", "holds 18 landmark lines; expected 19"),
     ("\n".join(["10,20"] * 4 + ["10;x"] + ["10,20"] * 14) + "\n", "row 5: '10;x' is not an 'x,y' landmark"),
     ("\n".join(["10,20"] * 2 + ["10,20,30"] + ["10,20"] * 16) + "\n", "row 3"),
+    ("\n".join(["10,20"] * 6 + ["nan,20"] + ["10,20"] * 12) + "\n", "row 7: 'nan,20' is not an 'x,y' landmark"),
+    ("\n".join(["1e999,20"] + ["10,20"] * 18) + "\n", "row 1: '1e999,20' is not"),
 ])
 def test_malformed_annotation(tmp_path, text, message):
     path = tmp_path / "001.txt"

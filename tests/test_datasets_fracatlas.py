@@ -133,6 +133,11 @@ def test_split_csv_image_id_with_bom_and_spaces_in_the_header(tmp_path):
      r"annotations\[1\].segmentation\[0\]': polygon has 4 numbers"),
     (lambda r, c, s: c["annotations"][1].__setitem__("bbox", [1, 2, 3]), r"annotations\[1\].bbox': .* expected 4"),
     (lambda r, c, s: c["annotations"][1].__setitem__("category_id", 5), r"category_id 5 is not in 'categories'"),
+    (lambda r, c, s: c["annotations"].__setitem__(0, "IMG0000001.jpg"),
+     r"field 'annotations\[0\]': 'IMG0000001.jpg' is not an object"),
+    (lambda r, c, s: c["images"][0].__setitem__("height", 0), r"field 'images\[0\]': needs .* positive integer"),
+    (lambda r, c, s: c["annotations"][1].__setitem__("bbox", [1, 2, "3", 4]), r"bbox': .* not a list of finite"),
+    (lambda r, c, s: c.__setitem__("annotations", "none"), r"expected an object with lists 'images' and"),
     (lambda r, c, s: s["test.csv"].append("IMG0000077.jpg"), r"test.csv, row 2, field 'image_id': 'IMG0000077.jpg'"),
     (lambda r, c, s: s["test.csv"].append("IMG0000000.jpg"), r"already in the train split"),
 ])

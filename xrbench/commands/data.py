@@ -40,6 +40,9 @@ def register(sub) -> None:
     check.add_argument("--json", action="store_true", help="print one JSON object (docs/datasets.md)")
     check.add_argument("--deep", action="store_true", help="decode every image and mask, not only headers")
     check.add_argument("--workers", type=int, default=4, help="threads reading files (default 4)")
+    check.add_argument("--allow-symlinks", action="store_true",
+                       help="accept images reached through symlinks that leave the dataset root "
+                       "(symlinked storage); by default they are errors")
     preview = dsub.add_parser("preview", parents=[common], help="a PNG contact sheet with the ground truth drawn")
     preview.add_argument("--dataset", help="registered dataset name")
     preview.add_argument("--all", action="store_true", help="one tile per demo dataset (the docs' picture)")
@@ -57,7 +60,7 @@ def _check(args: argparse.Namespace) -> int:
     from xrbench.data.check import check_dataset, format_report
 
     report = check_dataset(args.dataset, args.root, deep=args.deep, options=dict(args.option),
-                           workers=args.workers)
+                           workers=args.workers, allow_symlinks=args.allow_symlinks)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["ok"] else 1
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from xrbench.data.digest import MISSING, file_digests
+from xrbench.data.paths import RealPaths, inside
 from xrbench.data.sample import SPLITS, Sample
 from xrbench.errors import ConfigError, DataError
 
@@ -22,6 +25,10 @@ class DatasetLoader(ABC):
     Subclasses set the class metadata, implement :meth:`load` and :meth:`write_demo`, and are
     registered with ``@DATASETS.register("name")``. ``options`` are the dataset's declared
     policies (e.g. VinDr's reader aggregation); unknown options are errors.
+
+    ``allow_symlinks`` (every dataset; ``xrbench data check --allow-symlinks``): accept images
+    reached through symlinks that lead out of the dataset root, for storage that is symlinked.
+    By default such a symlink is a DataError (docs/reliability.md, "Data").
     """
 
     name: ClassVar[str] = ""
@@ -35,9 +42,18 @@ class DatasetLoader(ABC):
     #: images the demo writes by default (kept small: ``make run`` has to fit 10 minutes on 2 cores)
     demo_size: ClassVar[int] = 200
 
-    def __init__(self, root: str | Path, *, seed: int = 0, **options: Any):
+    def __init__(self, root: str | Path, *, seed: int = 0, allow_symlinks: bool = False, **options: Any):
         self.root = Path(root).expanduser()
         self.seed = seed
+        if not isinstance(allow_symlinks, bool):
+            raise ConfigError(f"dataset '{self.name}': allow_symlinks={allow_symlinks!r}; expected true or false")
+        self.allow_symlinks = allow_symlinks
+        #: roots the images live under (a loader whose images are elsewhere, e.g. MS-CXR's MIMIC
+        #: tree, appends that root in ``load``); the symlink policy is checked against them
+        self.image_roots: list[Path] = [self.root]
+        self._digests: dict[str, str] = {}
+        self._seen_real: dict[str, Sample] = {}
+        self._seen_content: dict[str, Sample] = {}
         self.options: dict[str, Any] = self.check_options(options)
         self._samples: list[Sample] | None = None
 
@@ -71,12 +87,17 @@ class DatasetLoader(ABC):
 
     # -- shared -----------------------------------------------------------------------------
     def samples(self) -> list[Sample]:
+        """Every sample, checked: ids unique, and no image path used twice (so no split shares an
+        image with another; by normalised path here, by resolved path and content digest in
+        :meth:`image_digests`)."""
         if self._samples is None:
             samples = self.load()
-            ids = [s.id for s in samples]
-            if len(set(ids)) != len(ids):
-                dup = next(i for i in ids if ids.count(i) > 1)
-                raise DataError(f"loader produced duplicate sample id {dup!r}", path=self.root)
+            seen: set[str] = set()
+            for s in samples:
+                if s.id in seen:
+                    raise DataError(f"loader produced duplicate sample id {s.id!r}", path=self.root)
+                seen.add(s.id)
+            check_disjoint_splits(samples, [os.path.abspath(s.image) for s in samples])
             self._samples = samples
         return self._samples
 
@@ -101,30 +122,112 @@ class DatasetLoader(ABC):
         return {}
 
     def image_manifest_hash(self, samples: list[Sample]) -> str:
-        """Hash of the images only (ids, relative paths, file sizes): the feature-cache key."""
+        """Hash of the images only (ids, relative paths, content digests): the feature-cache key.
+
+        Computing it runs :meth:`image_digests`, so the symlink policy and the split checks on
+        resolved paths and content hold for every image before any feature is computed.
+        """
+        digests = self.image_digests(samples)
         h = hashlib.sha256()
-        for s in samples:
-            try:
-                size = s.image.stat().st_size
-            except OSError:
-                size = -1
-            h.update(f"{s.id}\t{_rel(s.image, self.root)}\t{size}\n".encode())
+        rel = _Relative(self.root)
+        for s, d in zip(samples, digests):
+            h.update(f"{s.id}\t{rel(s.image)}\t{d}\n".encode())
         return h.hexdigest()[:16]
+
+    def image_digests(self, samples: list[Sample]) -> list[str]:
+        """Content digest of each sample's image (``MISSING`` when absent), memoised
+        (:mod:`xrbench.data.digest`), after three checks that raise a DataError naming both
+        samples: a symlink leaving the root (unless ``allow_symlinks``), two samples that resolve
+        to the same file, and two samples of different splits with the same content. The checks
+        cover every image digested by this loader so far, so the splits of a run are checked
+        against each other even when each is hashed on its own."""
+        self._scan(samples, collect=False)
+        return [self._digests[str(s.image)] for s in samples]
+
+    def audit_images(self, samples: list[Sample]) -> list[str]:
+        """The same checks as :meth:`image_digests` over ``samples``, as messages instead of an
+        exception (``xrbench data check`` lists every problem)."""
+        return self._scan(samples, collect=True)
+
+    def _scan(self, samples: list[Sample], *, collect: bool) -> list[str]:
+        problems: list[str] = []
+
+        def fail(message: str, path: Path | None = None) -> None:
+            if not collect:
+                raise DataError(message, path=path)
+            problems.append(f"{path}: {message}" if path is not None else message)
+
+        guards = [RealPaths(r, allow_symlinks=self.allow_symlinks) for r in dict.fromkeys(self.image_roots)]
+        todo, stats = [], []
+        for s in samples:
+            key = str(s.image)
+            if key in self._digests:
+                continue
+            p = os.path.abspath(key)
+            guard = next((g for g in guards if inside(p, g.root)), guards[0])
+            try:
+                real, st = guard.check(p, what=f"sample {s.id}")
+            except DataError as e:
+                if not collect:
+                    raise
+                problems.append(str(e))
+                continue
+            todo.append((s, real))
+            stats.append((real, st))
+        digests = file_digests(stats)
+        for (s, real), (_, st), digest in zip(todo, stats, digests):
+            self._digests[str(s.image)] = digest
+            other = self._seen_real.setdefault(real, s)
+            if other.id != s.id:
+                fail(f"samples {other.id} ({other.split}, {other.image}) and {s.id} ({s.split}, {s.image}) "
+                     f"are the same file {real}: an image may be used once", path=self.root)
+            if digest == MISSING or st is None or st.st_size == 0:
+                continue  # nothing to compare: data check reports missing and empty files
+            other = self._seen_content.setdefault(digest, s)
+            if other.split != s.split:
+                fail(f"samples {other.id} ({other.split}, {other.image}) and {s.id} ({s.split}, {s.image}) "
+                     f"have identical content: an image may be used in one split only", path=self.root)
+        return problems
+
+
+class _Relative:
+    """Paths relative to a root, by string prefix (the root is resolved once, not per path)."""
+
+    def __init__(self, root: Path):
+        self.roots = tuple(dict.fromkeys(r.rstrip("/") + "/" for r in (os.path.abspath(root),
+                                                                        os.path.realpath(root))))
+
+    def __call__(self, path: Path | str) -> str:
+        p = os.path.abspath(path)
+        for r in self.roots:
+            if p.startswith(r):
+                return p[len(r):]
+        return str(path)
 
 
 def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path(root).resolve()))
-    except ValueError:
-        return str(path)
+    return _Relative(root)(path)
+
+
+def check_disjoint_splits(samples: list[Sample], keys: list[str], *, what: str = "image") -> None:
+    """DataError when two samples share a key (their normalised image path, say): an image may
+    be used once, so in exactly one split. Names both samples, their splits and files."""
+    first: dict[str, Sample] = {}
+    for s, key in zip(samples, keys):
+        other = first.setdefault(key, s)
+        if other is not s:
+            where = f"in both {other.split} and {s.split}" if other.split != s.split else f"twice in {s.split}"
+            raise DataError(f"{what} {key} is used {where}: samples {other.id} and {s.id} "
+                            f"(an image may be used in one split, once)")
 
 
 def manifest_hash(samples: list[Sample], root: Path) -> str:
     """Hash of every piece of ground truth a task may read: ids, image paths, patient, split,
     labels, target, group, boxes, mask reference, landmarks and spacing, report text, phrases."""
     h = hashlib.sha256()
+    rel = _Relative(root)
     for s in samples:
-        row = {"id": s.id, "image": _rel(s.image, root), "patient": s.patient, "split": s.split,
+        row = {"id": s.id, "image": rel(s.image), "patient": s.patient, "split": s.split,
                "labels": {k: (None if v != v else v) for k, v in sorted(s.labels.items())},
                "target": s.target, "group": s.group, "boxes": [_box(b) for b in s.boxes],
                "mask": None if s.mask is None else [s.mask.kind, _jsonable(s.mask.source, root), s.mask.height,

@@ -2,7 +2,9 @@
 
 Loads the dataset with its registered loader (a :class:`DataError` becomes an ``errors`` entry),
 then probes every image (a header read, or a full decode with ``deep``), every mask, the label
-values and the cross-split patients, and summarises each split in one JSON-ready dict whose keys
+values, the cross-split patients, and the images themselves (``DatasetLoader.audit_images``:
+symlinks leaving the root, one file used twice, identical content in two splits; this reads
+every image once, then the digests are remembered), and summarises each split in one JSON-ready dict whose keys
 never change (documented in docs/datasets.md). ``report["ok"]`` is true exactly when ``errors`` is
 empty.
 """
@@ -39,13 +41,16 @@ class _Probe:
 
 
 def check_dataset(name: str, root: Path | None = None, *, deep: bool = False,
-                  options: dict[str, Any] | None = None, workers: int = 4) -> dict[str, Any]:
+                  options: dict[str, Any] | None = None, workers: int = 4,
+                  allow_symlinks: bool = False) -> dict[str, Any]:
     """The check report of dataset ``name`` at ``root`` (the demo data when None); see module doc."""
     import xrbench.data.datasets  # noqa: F401  (registers the loaders)
 
     cls = DATASETS.get(name)
     folder = dataset_root(name, root)
-    loader: DatasetLoader = cls(folder, **(options or {}))
+    options = dict(options or {})
+    allow_symlinks = options.pop("allow_symlinks", False) or allow_symlinks
+    loader: DatasetLoader = cls(folder, allow_symlinks=allow_symlinks, **options)
     report: dict[str, Any] = {"dataset": name, "root": str(folder), "ok": False, "manifest_hash": None,
                               "errors": [], "splits": {}, "extra": {}}
     try:
@@ -71,6 +76,7 @@ def check_dataset(name: str, root: Path | None = None, *, deep: bool = False,
             shown = [f"{u['id']} ({u['error']})" for u in summary["unreadable"]]
             errors.append(f"{split}: {len(shown)} file(s) unreadable: {_some(shown)}")
     errors += _label_errors(samples, names) + _target_errors(samples) + _patient_overlap(samples)
+    errors += loader.audit_images(samples)  # symlinks out of the root, one file twice, content in two splits
     report["extra"] = extra = _extra(loader)
     if extra.get("missing"):
         listed = extra["missing"]

@@ -9,8 +9,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from xrbench.data.sample import UNCERTAIN
-from xrbench.data.tables import parse_float
+from xrbench.data.tables import parse_column, parse_float
 from xrbench.errors import ConfigError, DataError
 
 #: policy -> what an uncertain (-1) label becomes (Irvin et al. 2019: U-Ignore, U-Ones, U-Zeros)
@@ -50,3 +53,12 @@ def parse_chexpert_value(value, *, path: Path, row: int, field: str) -> float:
         raise DataError(f"{value!r} is not a label value; expected 1.0, 0.0, -1.0 or blank",
                         path=path, row=row, field=field)
     return x
+
+
+def parse_chexpert_column(values: pd.Series, *, path: Path, field: str, first_row: int = 2) -> np.ndarray:
+    """A whole CheXpert-style column as float64, with exactly the verdicts (and errors, naming the
+    first bad row) of :func:`parse_chexpert_value`, parsing each distinct value once."""
+    def one(value, row: int) -> float:
+        return parse_chexpert_value(value, path=path, row=row, field=field)
+
+    return parse_column(values, one, first_row=first_row).astype(np.float64)

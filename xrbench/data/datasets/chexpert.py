@@ -15,10 +15,10 @@ import numpy as np
 
 from xrbench.data.base import DatasetLoader, patient_split
 from xrbench.data.images import atomic_write_bytes, write_raster
-from xrbench.data.labels import parse_chexpert_value
+from xrbench.data.labels import parse_chexpert_column
 from xrbench.data.paths import locate_root, safe_join
 from xrbench.data.sample import Sample
-from xrbench.data.tables import find_file, read_table, resolve_columns
+from xrbench.data.tables import find_file, parse_column, read_table, resolve_columns
 from xrbench.errors import DataError
 from xrbench.registry import DATASETS
 
@@ -169,15 +169,27 @@ def report_labels(case, *, truth: bool = False) -> dict[str, str]:
 
 
 def _read_split(folder: Path, name: str) -> list[dict]:
-    """Rows of one official CSV as plain records (id, image, patient, labels, meta, official split)."""
+    """Rows of one official CSV as plain records (id, image, patient, labels, meta, official split).
+
+    Columns are parsed whole, each distinct value once (:func:`parse_column`), with the per-cell
+    parsers, so an error names the first bad row; paths are checked as strings
+    (:func:`safe_join`) and no file is touched.
+    """
     path = find_file(folder, name)
     df = read_table(path)
     cols = resolve_columns(df, path, HEADER)
     official = name.split(".")[0]
+
+    def column(field: str, parse) -> list:
+        return parse_column(df[cols[field]], lambda value, row: parse(value, path, row)).tolist()
+
+    labels = np.stack([parse_chexpert_column(df[cols[o]], path=path, field=o) for o in OBSERVATIONS], axis=1)
+    frontal, sexes, ages = column("Frontal/Lateral", _frontal), column("Sex", _sex), column("Age", _age)
+    views = column("AP/PA", lambda v, p, r: v.strip() if isinstance(v, str) and v.strip() else None)
     out = []
-    for i, rec in enumerate(df.to_dict("records")):
+    for i, (raw, row_labels, front, view, sex, age) in enumerate(zip(
+            df[cols["Path"]].tolist(), labels.tolist(), frontal, views, sexes, ages)):
         line = i + 2
-        raw = rec[cols["Path"]]
         if not isinstance(raw, str) or not raw.strip():
             raise DataError("is blank; expected an image path", path=path, row=line, field="Path")
         rel = _PREFIX.sub("", raw.strip().replace("\\", "/"))
@@ -185,15 +197,11 @@ def _read_split(folder: Path, name: str) -> list[dict]:
         if found is None:
             raise DataError(f"{raw!r} has no 'patient<digits>/study<digits>/' part", path=path, row=line,
                             field="Path")
-        labels = {o: parse_chexpert_value(rec[cols[o]], path=path, row=line, field=o) for o in OBSERVATIONS}
-        frontal = _frontal(rec[cols["Frontal/Lateral"]], path, line)
-        view = rec[cols["AP/PA"]]
-        view = view.strip() if isinstance(view, str) and view.strip() else None
-        meta = {"sex": _sex(rec[cols["Sex"]], path, line), "age": _age(rec[cols["Age"]], path, line),
-                "frontal": frontal, "view": view or (None if frontal else "Lateral"),
+        meta = {"sex": sex, "age": age, "frontal": front, "view": view or (None if front else "Lateral"),
                 "study": f"{found.group(1)}/{found.group(2)}"}
         out.append({"id": rel, "image": safe_join(folder, rel, source=path, row=line),
-                    "patient": found.group(1), "labels": labels, "meta": meta, "official": official})
+                    "patient": found.group(1), "labels": dict(zip(OBSERVATIONS, row_labels)), "meta": meta,
+                    "official": official})
     return out
 
 
@@ -221,6 +229,6 @@ def _age(value, path: Path, line: int) -> int | None:
         age = float(value)
     except ValueError:
         raise DataError(f"{value!r} is not an age in years", path=path, row=line, field="Age") from None
-    if age < 0 or age != math.floor(age):
+    if not math.isfinite(age) or age < 0 or age != math.floor(age):
         raise DataError(f"{value!r} is not an age in years", path=path, row=line, field="Age")
     return int(age) or None

@@ -12,6 +12,7 @@ Official layout (``research/datasets.md`` §11), note the spaces in folder names
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,7 +22,7 @@ from xrbench.data.base import DatasetLoader, patient_split
 from xrbench.data.images import write_raster
 from xrbench.data.paths import locate_root, safe_join
 from xrbench.data.sample import Box, MaskRef, Sample
-from xrbench.data.tables import find_file, read_table, resolve_columns
+from xrbench.data.tables import find_file, parse_column, read_table, resolve_columns
 from xrbench.errors import DataError
 from xrbench.registry import DATASETS
 
@@ -139,66 +140,80 @@ class FracAtlas(DatasetLoader):
 
 
 def _read_dataset_csv(path: Path) -> dict[str, dict[str, int]]:
-    """``image_id -> {flag: 0/1, fracture_count: int}``; every flag must be 0 or 1."""
+    """``image_id -> {flag: 0/1, fracture_count: int}``; every flag must be 0 or 1 (each column is
+    parsed once per distinct value, errors name the first bad row)."""
     table = read_table(path)
     cols = resolve_columns(table, path, COLUMNS)
-    out: dict[str, dict[str, int]] = {}
-    for i, rec in enumerate(table.to_dict("records")):
-        row = i + 2  # 1-based file line, after the header
-        image_id = str(rec[cols["image_id"]]).strip()
-        if not image_id or image_id == "nan" or "/" in image_id or "\\" in image_id:
-            raise DataError(f"{rec[cols['image_id']]!r} is not a file name", path=path, row=row,
-                            field="image_id")
-        if image_id in out:
-            raise DataError(f"{image_id!r} is listed twice", path=path, row=row, field="image_id")
-        values = {}
-        for name in COLUMNS[1:]:
-            raw = str(rec[cols[name]]).strip()
+
+    def parser(name: str):
+        def one(value, row: int) -> int:
+            raw = str(value).strip()
             if not raw.isdigit() or (name != "fracture_count" and raw not in ("0", "1")):
                 expected = "a count" if name == "fracture_count" else "0 or 1"
-                raise DataError(f"{rec[cols[name]]!r} is not {expected}", path=path, row=row, field=name)
-            values[name] = int(raw)
-        out[image_id] = values
+                raise DataError(f"{value!r} is not {expected}", path=path, row=row, field=name)
+            return int(raw)
+        return one
+
+    values = [parse_column(table[cols[name]], parser(name)).tolist() for name in COLUMNS[1:]]
+    out: dict[str, dict[str, int]] = {}
+    for i, (raw_id, *flags) in enumerate(zip(table[cols["image_id"]].tolist(), *values)):
+        row = i + 2  # 1-based file line, after the header
+        image_id = str(raw_id).strip()
+        if not image_id or image_id == "nan" or "/" in image_id or "\\" in image_id:
+            raise DataError(f"{raw_id!r} is not a file name", path=path, row=row, field="image_id")
+        if image_id in out:
+            raise DataError(f"{image_id!r} is listed twice", path=path, row=row, field="image_id")
+        out[image_id] = dict(zip(COLUMNS[1:], flags))
     return out
 
 
 def _read_coco(path: Path, known: set[str]) -> dict[str, tuple[list[Box], MaskRef]]:
-    """``image_id -> (boxes, polygon MaskRef)`` for every image listed in the COCO JSON."""
+    """``image_id -> (boxes, polygon MaskRef)`` for every image listed in the COCO JSON.
+
+    Every part is type-checked (objects where COCO has objects, int or string ids, positive integer
+    sizes, finite numbers), so a malformed file is a DataError naming the entry, never a crash.
+    """
     if not path.is_file():
         raise DataError("COCO annotation file is missing", path=path)
     try:
         coco = json.loads(path.read_text(encoding="utf-8-sig"))
-        images, annotations = coco["images"], coco["annotations"]
-        categories = {c["id"]: str(c["name"]) for c in coco.get("categories", [])}
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise DataError(f"not a COCO JSON with 'images' and 'annotations' ({e.__class__.__name__}: {e})",
-                        path=path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"not a JSON file ({e.__class__.__name__}: {e})", path=path) from None
+    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list) \
+            or not isinstance(coco.get("annotations"), list) or not isinstance(coco.get("categories", []), list):
+        raise DataError("not a COCO JSON: expected an object with lists 'images' and 'annotations' "
+                        "(and optionally 'categories')", path=path)
+    categories: dict[Any, str] = {}
+    for k, c in enumerate(coco.get("categories", [])):
+        if not isinstance(c, dict) or not _is_id(c.get("id")) or "name" not in c:
+            raise DataError("needs an int or string 'id' and a 'name'", path=path, field=f"categories[{k}]")
+        categories[c["id"]] = str(c["name"])
     by_id: dict[Any, tuple[str, int, int]] = {}
-    for k, im in enumerate(images):
-        try:
-            name = PurePosixPath(str(im["file_name"]).replace("\\", "/")).name
-            by_id[im["id"]] = (name, int(im["height"]), int(im["width"]))
-        except (KeyError, TypeError, ValueError):
-            raise DataError("needs 'id', 'file_name', 'height' and 'width'", path=path,
-                            field=f"images[{k}]") from None
+    for k, im in enumerate(coco["images"]):
+        if not isinstance(im, dict) or not _is_id(im.get("id")) or not isinstance(im.get("file_name"), str) \
+                or not _is_size(im.get("height")) or not _is_size(im.get("width")):
+            raise DataError("needs an int or string 'id', a 'file_name' and positive integer 'height' and "
+                            "'width'", path=path, field=f"images[{k}]")
+        name = PurePosixPath(im["file_name"].replace("\\", "/")).name
+        by_id[im["id"]] = (name, int(im["height"]), int(im["width"]))
         if name not in known:
             raise DataError(f"image {name!r} is not in dataset.csv", path=path, field=f"images[{k}]")
     boxes: dict[str, list[Box]] = {name: [] for name, _, _ in by_id.values()}
     polys: dict[str, list[tuple[float, ...]]] = {name: [] for name, _, _ in by_id.values()}
-    for k, ann in enumerate(annotations):
+    for k, ann in enumerate(coco["annotations"]):
         where = f"annotations[{k}]"
         if not isinstance(ann, dict):
-            raise DataError(f"{ann!r:.40} is not an object; expected {{'image_id': ..., 'bbox': ...}}",
-                            path=path, field=where)
-        if ann.get("image_id") not in by_id:
+            raise DataError(f"{ann!r:.60} is not an object", path=path, field=where)
+        if not _is_id(ann.get("image_id")) or ann["image_id"] not in by_id:
             raise DataError(f"image_id {ann.get('image_id')!r} is not in 'images'", path=path, field=where)
         name = by_id[ann["image_id"]][0]
         x, y, bw, bh = _numbers(ann.get("bbox"), path, where + ".bbox", count=4)
         if bw < 0 or bh < 0:
             raise DataError(f"bbox {ann['bbox']} has a negative size", path=path, field=where + ".bbox")
-        if categories and ann.get("category_id") not in categories:
-            raise DataError(f"category_id {ann.get('category_id')!r} is not in 'categories'", path=path, field=where)
-        label = categories.get(ann.get("category_id"), "fractured")
+        category = ann.get("category_id")
+        if categories and (not _is_id(category) or category not in categories):
+            raise DataError(f"category_id {category!r} is not in 'categories'", path=path, field=where)
+        label = categories.get(category, "fractured") if _is_id(category) else "fractured"
         boxes[name].append(Box(x, y, x + bw, y + bh, label))
         seg = ann.get("segmentation", [])
         if not isinstance(seg, list):
@@ -212,11 +227,21 @@ def _read_coco(path: Path, known: set[str]) -> dict[str, tuple[list[Box], MaskRe
     return {name: (boxes[name], MaskRef("polygons", tuple(polys[name]), h, w)) for name, h, w in by_id.values()}
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and value == int(value) and value > 0
+
+
 def _numbers(value: Any, path: Path, field: str, count: int | None = None) -> list[float]:
-    try:
-        out = [float(v) for v in value]
-    except (TypeError, ValueError):
-        raise DataError(f"{value!r} is not a list of numbers", path=path, field=field) from None
+    """A list of finite numbers (JSON numbers, not strings or booleans)."""
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              and math.isfinite(v) for v in value):
+        raise DataError(f"{value!r:.60} is not a list of finite numbers", path=path, field=field)
+    out = [float(v) for v in value]
     if count is not None and len(out) != count:
         raise DataError(f"{value!r} has {len(out)} numbers; expected {count}", path=path, field=field)
     return out

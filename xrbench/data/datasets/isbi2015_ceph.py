@@ -130,7 +130,10 @@ def read_landmarks(path: Path) -> np.ndarray:
         try:
             if len(parts) != 2:
                 raise ValueError
-            points.append((float(parts[0]), float(parts[1])))
+            point = (float(parts[0]), float(parts[1]))
+            if not all(map(np.isfinite, point)):
+                raise ValueError
+            points.append(point)
         except ValueError:
             raise DataError(f"{line.strip()!r} is not an 'x,y' landmark (landmark {len(points) + 1} of "
                             f"{N_LANDMARKS})", path=path, row=number) from None

@@ -18,10 +18,10 @@ import numpy as np
 
 from xrbench.data.base import DatasetLoader, patient_split
 from xrbench.data.images import atomic_write_bytes, write_raster
-from xrbench.data.labels import parse_chexpert_value
+from xrbench.data.labels import parse_chexpert_column
 from xrbench.data.paths import locate_root, safe_join
 from xrbench.data.sample import Sample
-from xrbench.data.tables import find_file, read_table, resolve_columns
+from xrbench.data.tables import find_file, parse_column, read_table, resolve_columns
 from xrbench.errors import ConfigError, DataError
 from xrbench.registry import DATASETS
 
@@ -81,15 +81,15 @@ class MIMICCXR(DatasetLoader):
         df = read_table(path)
         cols = resolve_columns(df, path, ("dicom_id", "subject_id", "study_id", "ViewPosition"))
         rows = []
-        for i, rec in enumerate(df.to_dict("records")):
+        columns = [df[cols[c]].tolist() for c in ("ViewPosition", "dicom_id", "subject_id", "study_id")]
+        for i, (view, dicom, subject, study) in enumerate(zip(*columns)):
             line = i + 2
-            view = rec[cols["ViewPosition"]]
             view = view.strip() if isinstance(view, str) and view.strip() else None
             if views is not None and (view or "").upper() not in views:
                 continue
-            dicom = _cell(rec[cols["dicom_id"]], path, line, "dicom_id")
-            subject = _digits(rec[cols["subject_id"]], path, line, "subject_id")
-            study = _digits(rec[cols["study_id"]], path, line, "study_id")
+            dicom = _cell(dicom, path, line, "dicom_id")
+            subject = _digits(subject, path, line, "subject_id")
+            study = _digits(study, path, line, "study_id")
             if dicom not in splits:
                 raise DataError(f"dicom_id {dicom} has no row in {SPLIT}", path=path, row=line)
             rel = f"files/p{subject[:2]}/p{subject}/s{study}/{dicom}.jpg"
@@ -253,25 +253,27 @@ def _digits(value, path: Path, line: int, field: str) -> str:
 def _read_labels(path: Path) -> dict[tuple[str, str], dict[str, float]]:
     df = read_table(path)
     cols = resolve_columns(df, path, ("subject_id", "study_id", *LABELS))
+    values = np.stack([parse_chexpert_column(df[cols[n]], path=path, field=n) for n in LABELS], axis=1)
     out = {}
-    for i, rec in enumerate(df.to_dict("records")):
+    for i, (subject, study, row) in enumerate(zip(df[cols["subject_id"]].tolist(), df[cols["study_id"]].tolist(),
+                                                  values.tolist())):
         line = i + 2
-        key = (_digits(rec[cols["subject_id"]], path, line, "subject_id"),
-               _digits(rec[cols["study_id"]], path, line, "study_id"))
-        out[key] = {n: parse_chexpert_value(rec[cols[n]], path=path, row=line, field=n) for n in LABELS}
+        key = (_digits(subject, path, line, "subject_id"), _digits(study, path, line, "study_id"))
+        out[key] = dict(zip(LABELS, row))
     return out
 
 
 def _read_split(path: Path) -> dict[str, str]:
     df = read_table(path)
     cols = resolve_columns(df, path, ("dicom_id", "split"))
-    out = {}
-    for i, rec in enumerate(df.to_dict("records")):
-        value = _cell(rec[cols["split"]], path, i + 2, "split")
+    def split(value, row: int) -> str:
+        value = _cell(value, path, row, "split")
         if value not in _SPLITS:
-            raise DataError(f"{value!r}; expected one of {list(_SPLITS)}", path=path, row=i + 2, field="split")
-        out[_cell(rec[cols["dicom_id"]], path, i + 2, "dicom_id")] = _SPLITS[value]
-    return out
+            raise DataError(f"{value!r}; expected one of {list(_SPLITS)}", path=path, row=row, field="split")
+        return _SPLITS[value]
+
+    splits = parse_column(df[cols["split"]], split).tolist()
+    return {_cell(d, path, i + 2, "dicom_id"): sp for i, (d, sp) in enumerate(zip(df[cols["dicom_id"]].tolist(), splits))}
 
 
 def _report_path(files: Path, subject: str, study: str) -> Path:

@@ -56,6 +56,8 @@ class MSCXR(DatasetLoader):
         folder = locate_root(self.root, *[n + gz for n in CSV_FILES for gz in ("", ".gz")])
         path = find_file(folder, *CSV_FILES)
         images = self._mimic_root(folder)
+        if images not in self.image_roots:
+            self.image_roots.append(images)  # the MIMIC tree is a root of its own (symlink policy)
         df = read_table(path)
         cols = resolve_columns(df, path, COLUMNS)
         has_split = "split" in {c.strip().lower() for c in df.columns}

@@ -12,7 +12,7 @@ from xrbench.data.base import DatasetLoader, patient_split
 from xrbench.data.images import atomic_write_bytes, scale_to_file, write_raster
 from xrbench.data.paths import index_by_name, locate_root
 from xrbench.data.sample import Box, Sample
-from xrbench.data.tables import find_file, parse_float, read_table, resolve_columns
+from xrbench.data.tables import find_file, parse_column, parse_float, read_table, resolve_columns
 from xrbench.errors import DataError
 from xrbench.registry import DATASETS
 
@@ -84,7 +84,7 @@ class NIHChestXray14(DatasetLoader):
         if both:
             raise DataError(f"{len(both)} image(s) are in both test_list.txt and train_val_list.txt, "
                             f"e.g. {both[0]}", path=folder)
-        images = index_by_name(folder, (".png",))
+        images = index_by_name(folder, (".png",), allow_symlinks=self.allow_symlinks)
         boxes = _read_boxes(folder, {e["name"] for e in entries})
         assign = patient_split([e["patient"] for e in entries if e["name"] in trainval],
                                seed=self.seed, val=0.1, salt=self.name)
@@ -164,31 +164,45 @@ def _label(text: str, path: Path, line: int, field: str) -> str:
 
 
 def _read_entries(path: Path) -> list[dict]:
+    """One record per row; the label, age, sex, view and follow-up columns are parsed once per
+    distinct value (:func:`parse_column`), with errors naming the first bad row."""
     df = read_table(path)
     cols = resolve_columns(df, path, _ENTRY_COLUMNS)
+
+    def findings(value, line: int) -> tuple[str, ...]:
+        parts = [p.strip() for p in _text(value, path, line, "Finding Labels").split("|")]
+        return () if parts == [NO_FINDING] else tuple(_label(p, path, line, "Finding Labels") for p in parts)
+
+    def sex(value, line: int) -> str | None:
+        out = value.strip().upper() if isinstance(value, str) and value.strip() else None
+        if out not in ("M", "F", None):
+            raise DataError(f"{out!r}; expected 'M' or 'F'", path=path, row=line, field=cols["Patient Gender"])
+        return out
+
+    def column(name: str, parse) -> list:
+        return parse_column(df[cols[name]], parse).tolist()
+
+    found = column("Finding Labels", findings)
+    ages = column("Patient Age", lambda v, line: _age(v, path, line))
+    sexes = column("Patient Gender", sex)
+    views = column("View Position", lambda v, line: v.strip() if isinstance(v, str) else None)
+    follows = column("Follow-up #", lambda v, line: int(parse_float(v, path=path, row=line, field="Follow-up #",
+                                                                    allow_blank=False)))
     out = []
-    for i, rec in enumerate(df.to_dict("records")):
+    for i, (name, patient, positives, (age, reported), sx, view, follow) in enumerate(zip(
+            df[cols["Image Index"]].tolist(), df[cols["Patient ID"]].tolist(), found, ages, sexes, views, follows)):
         line = i + 2
-        name = _text(rec[cols["Image Index"]], path, line, "Image Index")
+        name = _text(name, path, line, "Image Index")
         labels = dict.fromkeys(FINDINGS, 0.0)
-        parts = [p.strip() for p in _text(rec[cols["Finding Labels"]], path, line, "Finding Labels").split("|")]
-        if parts != [NO_FINDING]:
-            for p in parts:
-                labels[_label(p, path, line, "Finding Labels")] = 1.0
-        age, reported = _age(rec[cols["Patient Age"]], path, line)
-        sex = rec[cols["Patient Gender"]]
-        sex = sex.strip().upper() if isinstance(sex, str) and sex.strip() else None
-        if sex not in ("M", "F", None):
-            raise DataError(f"{sex!r}; expected 'M' or 'F'", path=path, row=line, field=cols["Patient Gender"])
-        view = rec[cols["View Position"]]
-        meta = {"sex": sex, "age": age, "view": view.strip() if isinstance(view, str) else None,
-                "follow_up": int(parse_float(rec[cols["Follow-up #"]], path=path, row=line,
-                                             field="Follow-up #", allow_blank=False))}
+        for f in positives:
+            labels[f] = 1.0
+        meta = {"sex": sx, "age": age, "view": view, "follow_up": follow}
         if reported is not None:
             meta["age_reported"] = reported
-        patient = _text(rec[cols["Patient ID"]], path, line, "Patient ID")
-        out.append({"name": name, "patient": str(int(patient)) if patient.isdigit() else patient,
-                    "labels": labels, "meta": meta})
+        patient = _text(patient, path, line, "Patient ID")
+        if patient.isascii() and patient.isdigit():
+            patient = str(int(patient))
+        out.append({"name": name, "patient": patient, "labels": labels, "meta": meta})
     return out
 
 

@@ -51,9 +51,14 @@ class RSNABoneAge(DatasetLoader):
       Ground truth kept only as ``.xlsx`` (some copies) must be saved as CSV first.
     - No patient ids are published: each image is its own patient. Sample ids are
       ``<table>/<id>`` (e.g. ``train/1377``), unique even if two tables reuse a number.
-    - Image lookup: ``<id>.png`` anywhere under the root, preferring files under the table's own
-      folder, then the first in path order. An image that is not found keeps the path
-      ``<table folder>/<id>.png`` so that ``xrbench data check`` reports it as missing.
+    - Image lookup: ``<id>.png`` in an image folder of the table's own split, preferring files
+      under the table's folder, then the first in path order. A PNG's split is the nearest of
+      its folders (below the root) whose name says ``train``, ``valid`` or ``test``, as every
+      copy names them (``boneage-training-dataset``, ``Bone Age Validation Set``,
+      ``boneage-test-dataset``). Images never fall back across splits: a test row whose PNG is
+      absent from the test folders is missing (``<table folder>/<id>.png``, reported by
+      ``xrbench data check``), even if a training image has that name. PNGs in folders that name
+      no split are not used and are counted in ``images_outside_split_folders``.
     """
 
     name = "rsna-boneage"
@@ -63,8 +68,9 @@ class RSNABoneAge(DatasetLoader):
     licence = "RSNA challenge data; terms set by RSNA (research use)"
     label_names = ()
     demo_size = 180
-    #: filled by :meth:`load`: tables found but not read (relative paths)
+    #: filled by :meth:`load`: tables found but not read (relative paths); PNGs in no split folder
     ignored: tuple[str, ...] = ()
+    unplaced: int = 0
 
     def load(self) -> list[Sample]:
         root = Path(self.root).expanduser()
@@ -72,6 +78,7 @@ class RSNABoneAge(DatasetLoader):
             raise DataError("dataset root does not exist", path=root)
         tables, pngs, ignored = _scan(root)
         self.ignored = tuple(str(p.relative_to(root)) for p in ignored)
+        self.unplaced = sum(len(v) for k, v in pngs.items() if k[0] is None)
         if "train" not in tables:
             raise DataError("no training table found: expected a CSV with columns id, boneage, male "
                             "(boneage-training-dataset.csv or Bone Age Training Set/train.csv)", path=root)
@@ -87,7 +94,7 @@ class RSNABoneAge(DatasetLoader):
                 for sid, kind, path, months, male in rows]
 
     def report_extra(self) -> dict[str, int | list[str]]:
-        return {"ignored_tables": list(self.ignored)}
+        return {"ignored_tables": list(self.ignored), "images_outside_split_folders": self.unplaced}
 
     @classmethod
     def write_demo(cls, dest: Path, *, n: int, seed: int) -> None:
@@ -126,17 +133,28 @@ class RSNABoneAge(DatasetLoader):
         _write_lines(dest / "boneage-test-dataset.csv", kaggle_test)
 
 
-def _scan(root: Path) -> tuple[dict[str, Path], dict[str, list[Path]], list[Path]]:
-    """One walk of the root: the tables by kind, every PNG by file name, the tables not read."""
+def split_of_folder(rel_dir: str) -> str | None:
+    """The table kind a folder's images belong to: the nearest folder name saying train, valid or test."""
+    for part in reversed([p.lower() for p in Path(rel_dir).parts]):
+        for kind, word in (("validation", "valid"), ("test", "test"), ("train", "train")):
+            if word in part:
+                return kind
+    return None
+
+
+def _scan(root: Path) -> tuple[dict[str, Path], dict[tuple[str | None, str], list[Path]], list[Path]]:
+    """One walk of the root: the tables by kind, every PNG by (split kind of its folder, file
+    name), the tables not read."""
     tables: dict[str, list[Path]] = {}
-    pngs: dict[str, list[Path]] = {}
+    pngs: dict[tuple[str | None, str], list[Path]] = {}
     ignored: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        kind_of_dir = split_of_folder(os.path.relpath(dirpath, root))
         for f in sorted(filenames):
             low = f.lower()
             if low.endswith(".png"):
-                pngs.setdefault(f, []).append(Path(dirpath) / f)
+                pngs.setdefault((kind_of_dir, f), []).append(Path(dirpath) / f)
             elif low.endswith((".csv", ".csv.gz")) and not f.startswith("._"):
                 kind = _table_kind(Path(dirpath) / f)
                 if kind is None:
@@ -165,7 +183,8 @@ def _table_kind(path: Path) -> str | None:
     return None
 
 
-def _read_rows(path: Path, kind: str, pngs: dict[str, list[Path]]) -> list[tuple[str, str, Path, float, bool]]:
+def _read_rows(path: Path, kind: str, pngs: dict[tuple[str | None, str], list[Path]]
+               ) -> list[tuple[str, str, Path, float, bool]]:
     """``(sample id, table kind, image path, bone age months, male)`` for each row of one table."""
     table = read_table(path, encoding="utf-8-sig")
     id_col, age_col, sex_col = SCHEMAS[kind]
@@ -183,12 +202,14 @@ def _read_rows(path: Path, kind: str, pngs: dict[str, list[Path]]) -> list[tuple
         if sex not in _MALE:
             raise DataError(f"{rec[cols[sex_col]]!r} is not a sex (True/False, M/F)", path=path, row=row,
                             field=sex_col)
-        out.append((f"{kind}/{cid}", kind, _image_for(cid, path.parent, pngs), months, _MALE[sex]))
+        out.append((f"{kind}/{cid}", kind, _image_for(cid, kind, path.parent, pngs), months, _MALE[sex]))
     return out
 
 
-def _image_for(cid: str, table_dir: Path, pngs: dict[str, list[Path]]) -> Path:
-    found = pngs.get(f"{cid}.png", [])
+def _image_for(cid: str, kind: str, table_dir: Path, pngs: dict[tuple[str | None, str], list[Path]]) -> Path:
+    """``<cid>.png`` in a folder of the table's own split (never another split's), else the
+    missing path ``<table folder>/<cid>.png``."""
+    found = pngs.get((kind, f"{cid}.png"), [])
     near = [p for p in found if table_dir in p.parents]
     return (near or found or [table_dir / f"{cid}.png"])[0]
 

@@ -71,7 +71,8 @@ class SIIMACR(DatasetLoader):
         root = locate_root(self.root, *CSV_NAMES, *(f"{n}.gz" for n in CSV_NAMES))
         path = find_file(root, *CSV_NAMES)
         rows = _read_rle_rows(path)
-        dicoms = {Path(name).stem: p for name, p in index_by_name(root, (".dcm",)).items()}
+        found = index_by_name(root, (".dcm",), allow_symlinks=self.allow_symlinks)
+        dicoms = {Path(name).stem: p for name, p in found.items()}
         self.unlabelled = tuple(sorted(set(dicoms) - set(rows)))
         self.missing = tuple(image_id for image_id in rows if image_id not in dicoms)
         present = [image_id for image_id in rows if image_id in dicoms]
