@@ -203,7 +203,8 @@ def _read_coco(path: Path, known: set[str]) -> dict[str, tuple[list[Box], MaskRe
     for k, ann in enumerate(coco["annotations"]):
         where = f"annotations[{k}]"
         if not isinstance(ann, dict):
-            raise DataError(f"{ann!r:.60} is not an object", path=path, field=where)
+            raise DataError(f"{ann!r:.60} is not an object; expected {{'image_id': ..., 'bbox': ...}}",
+                            path=path, field=where)
         if not _is_id(ann.get("image_id")) or ann["image_id"] not in by_id:
             raise DataError(f"image_id {ann.get('image_id')!r} is not in 'images'", path=path, field=where)
         name = by_id[ann["image_id"]][0]
