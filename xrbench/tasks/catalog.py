@@ -1,7 +1,7 @@
 """Finding task and suite files: the packaged ones, plus any ``--include`` folders.
 
-Task YAMLs live inside the package (``xrbench/tasks/*.yaml``) so a plain wheel install finds
-them exactly as a checkout does. A user's ``--include DIR`` adds (or overrides) tasks and suites
+Task YAMLs live in the top-level ``tasks/`` folder (and ``tasks/suites/``); a wheel carries them
+as ``xrbench/task_definitions`` (setup.py), so a plain install finds them as a checkout does. A user's ``--include DIR`` adds (or overrides) tasks and suites
 without touching the package, as lm-evaluation-harness does.
 """
 from __future__ import annotations
@@ -12,7 +12,17 @@ from xrbench.errors import ConfigError
 from xrbench.registry import Registry, UnknownNameError, closest
 from xrbench.tasks.schema import TaskSpec, check_metrics, load_task_file, read_yaml
 
-PACKAGED = Path(__file__).parent
+def packaged_tasks() -> Path:
+    """The task YAMLs: ``tasks/`` of a checkout (editable installs too), else the copy a wheel
+    installs as ``xrbench/task_definitions``."""
+    pkg = Path(__file__).resolve().parents[1]
+    checkout = pkg.parent / "tasks"
+    if (checkout / "suites").is_dir() and (pkg.parent / "pyproject.toml").is_file():
+        return checkout
+    return pkg / "task_definitions"
+
+
+PACKAGED = packaged_tasks()
 
 
 class TaskCatalog:
