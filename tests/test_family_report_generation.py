@@ -158,5 +158,5 @@ def test_run_rescores_and_compares_the_same(tiny_encoder, tmp_path, monkeypatch)
     for k, m in rec.metrics.items():
         assert again[k] == (m.value, m.ci_low, m.ci_high), k
     assert rec.metrics["cider_d"].ci_low <= rec.metrics["cider_d"].value <= rec.metrics["cider_d"].ci_high
-    res = compare(pred, pred)
-    assert res is not None
+    [c] = compare([pred.parent], [pred.parent], n_boot=200).comparisons
+    assert c.paired and c.verdict == "same" and c.delta == 0.0
