@@ -28,6 +28,7 @@ from xrbench.families.base import (HeadOutput, Scored, SplitData, TaskFamily, ke
                                    score_units, subsample_patients)
 from xrbench.features import distributed as dist
 from xrbench.features.extract import FeatureExtractor
+from xrbench.features.pixels import PixelCache
 from xrbench.features.store import FeatureStore
 from xrbench.features.view import FeatureRows, take
 from xrbench.models.base import Encoder
@@ -53,6 +54,9 @@ class RunConfig:
     limit: int | None = None
     n_boot: int = 1000
     feature_root: Path | None = None
+    pixel_cache: bool = True  # decoded pixels shared by encoders of one input size (features/pixels.py)
+    pixel_root: Path | None = None  # default: pixels/ beside feature_root, or $XRBENCH_HOME/pixels
+    compile: bool = False  # torch.compile the encoder's forward
 
 
 @dataclass
@@ -73,8 +77,10 @@ class Runner:
     def __init__(self, encoder: Encoder, cfg: RunConfig, *, progress: Callable[[str], None] | None = None):
         self.encoder, self.cfg = encoder, cfg
         store = FeatureStore(cfg.feature_root or xrbench_home() / "features")
+        pixel_root = cfg.pixel_root or (cfg.feature_root.parent if cfg.feature_root else xrbench_home()) / "pixels"
+        pixels = PixelCache(pixel_root) if cfg.pixel_cache else None
         self.extractor = FeatureExtractor(encoder, store, device=cfg.device, batch_size=cfg.batch_size,
-                                          num_workers=cfg.num_workers)
+                                          num_workers=cfg.num_workers, pixels=pixels, compile=cfg.compile)
         self.say = progress or (lambda m: tqdm.write(m, file=sys.stderr))
         self._loaders: dict[tuple, DatasetLoader] = {}
         self._kinds: dict[str, set[str]] = {}  # dataset -> feature kinds the run's tasks need
