@@ -77,11 +77,9 @@ def pixel_loader(samples: Sequence[Sample], indices: Sequence[int], size: int, *
                  num_workers: int, pin_memory: bool = False, policy: str = "fast",
                  cached: tuple[np.ndarray, np.ndarray] | None = None) -> DataLoader:
     """Batches (uint16 pixels [B, S, S], geometry [B, 6], errors): decoded in ``num_workers``
-    persistent workers, or read from ``cached`` (pixels, geometry of the whole split)."""
-    if cached is not None:
-        return DataLoader(_CachedBatches(cached, indices, batch_size), batch_size=None,
-                          num_workers=min(num_workers, 2), pin_memory=pin_memory,
-                          persistent_workers=False)
+    persistent workers, or read in the main process from ``cached`` (pixels, geometry of the split)."""
+    if cached is not None:  # a read from the page cache is a memcpy: worker IPC would only add copies
+        return DataLoader(_CachedBatches(cached, indices, batch_size), batch_size=None, pin_memory=pin_memory)
     return DataLoader(_Decode(samples, indices, size, policy), batch_size=batch_size, num_workers=num_workers,
                       pin_memory=pin_memory, shuffle=False, persistent_workers=num_workers > 0,
                       prefetch_factor=4 if num_workers > 0 else None)
@@ -305,7 +303,7 @@ class FeatureExtractor:
                 last = pos
         if pix is not None and pos == n:
             meta = {"images": image_manifest, "size": self.encoder.meta.input_size, "policy": self.policy,
-                    "format": PIXEL_FORMAT, "n": n}
+                    "format": PIXEL_FORMAT, "n": n, "dataset": desc.split("/")[0], "split": desc.split("/")[-1]}
             pix[0].publish(pix[3], meta)
         if not arrays and n:  # everything was done by an earlier run
             return None

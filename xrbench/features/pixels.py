@@ -17,10 +17,10 @@ exact to the same bound. Because the uncached path goes through the same quantis
 with and without the cache are *bitwise* equal.
 
 Decode policy ``fast`` (the default) lets libjpeg decode a JPEG at 1/2, 1/4 or 1/8 scale
-(``Image.draft``) when the reduced image still has at least twice the target side, and box-reduces
+(``Image.draft``) when the reduced image still has at least four times the target side, and box-reduces
 any other image (PNG, DICOM) by an integer factor under the same rule before the antialiased
 resize; ``exact`` never does. Both are part of the cache and feature keys. Under ``fast`` the
-reduced image is padded in its own pixel grid, so the image may sit up to half an input pixel off
+reduced image is padded in its own pixel grid, so the image may sit up to a quarter of an input pixel off
 where ``exact`` puts it (geometry itself is always that of the original file).
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ PIXEL_FORMAT = "uint16-pad-bilinear-aa-v1"
 POLICIES = ("fast", "exact")
 SCALE = 65535.0
 #: a reduced decode keeps at least this many source pixels per input pixel
-OVERSAMPLE = 2
+OVERSAMPLE = 4
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
