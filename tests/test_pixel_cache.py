@@ -134,3 +134,29 @@ def test_forward_halves_the_batch_on_cuda_out_of_memory(tiny_encoder):
     assert calls == [8, 4, 2, 2, 2, 2] and fwd.micro == 2
     assert out["global"].shape == (8, tiny_encoder.meta.embed_dim) and tiny_encoder.images_encoded == 8
     torch.testing.assert_close(out["global"], real(x, kinds=["global"])["global"], rtol=1e-4, atol=1e-5)
+
+
+def test_cache_command_lists_verifies_by_name_and_prunes(tmp_path, capsys):
+    import os
+
+    from xrbench.cli import main
+
+    cache = PixelCache(tmp_path / "pixels")
+    part = cache.partial("k1")
+    pw, pg, _ = part.open(2, (8, 8), "uint16")
+    pw.write(0, np.arange(128, dtype=np.uint16).reshape(2, 8, 8))
+    part.publish(["a", "b"], {"dataset": "mura", "split": "train", "size": 8})
+    assert main(["cache", "verify", "--home", str(tmp_path)]) == 0
+    with open(tmp_path / "pixels" / "k1" / "features.npy", "r+b") as f:  # flip one stored byte
+        f.seek(-1, 2)
+        f.write(b"\x7f")
+    assert main(["cache", "verify", "--home", str(tmp_path)]) == 1
+    assert "BAD pixels/k1 (mura/train, 8 px): features.npy does not match its checksum" in capsys.readouterr().out
+    assert main(["cache", "list", "--home", str(tmp_path)]) == 0
+    assert "pixels            1" in capsys.readouterr().out
+    assert main(["cache", "prune", "--older-than", "1", "--home", str(tmp_path)]) == 0
+    assert cache.store.has("k1")  # written just now: kept
+    for f in (tmp_path / "pixels" / "k1").iterdir():
+        os.utime(f, (0, 0))
+    assert main(["cache", "prune", "--older-than", "1", "--home", str(tmp_path)]) == 0
+    assert not cache.store.has("k1") and "removed 1 entries" in capsys.readouterr().out

@@ -1,6 +1,8 @@
 """Batched, cached, streaming feature extraction: each (encoder, dataset, split) is encoded once, ever.
 
-Batches stream from DataLoader workers (decode + pad + resize) through the encoder straight into
+Batches of uint16 pixels stream from DataLoader workers (decode + pad + resize), or from the pixel
+cache of an earlier encoder at the same input size (:mod:`xrbench.features.pixels`), are
+normalised on the device, and go through the encoder straight into
 memory-mapped store entries, so RAM stays bounded by a batch whatever the split size, and every
 ``CHUNK`` images the progress is committed: a killed run resumes from its last complete chunk.
 All the kinds a run needs of a split (global, patch grid) come from one forward pass. On CUDA
