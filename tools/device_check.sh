@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check behind docs/benchmarks.md: GPU-marked tests, then the whole suite on CUDA with
-# timings (first run = extraction, second run = cache only). Run from the repository root on a
+# timings (first run = extraction, second run = cache only), and `xrbench bench` for xr0 and resnet10t.
+# Paste $OUT/device_log.txt's figures into docs/benchmarks.md with the machine's name. Run from the repository root on a
 # CUDA machine; wheels for packages that machine lacks may be carried in .whl/ (see docs/benchmarks.md).
 set -uo pipefail
 OUT=${OUT:-/tmp/xrbench-device}; mkdir -p "$OUT"
@@ -46,6 +47,12 @@ for f in sorted(glob.glob("/tmp/res/*/*/seed0.json")):  # first runs
     r = json.load(open(f))
     print(f"{r['model']:28s} {r['task']:20s} extract {r['timings']['extract_s']:7.2f} s  fit {r['timings']['fit_s']:6.2f} s  total {r['timings']['total_s']:6.2f} s  device {r['provenance']['device']}")
 PY
+
+log "xrbench bench (forward / decode / end to end, with and without the pixel cache)"
+for m in xr0 timm:resnet10t; do
+  python3 -m xrbench.cli bench --model $m --device cuda --batch-size 256 --json > "$OUT/bench_${m//:/_}.json" 2>/dev/null \
+    && python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], r['rates_img_s'], r['ratios'])" "$OUT/bench_${m//:/_}.json" $m
+done
 
 log "raw extraction throughput (ViT-B/16 xr0, bf16 autocast, synthetic batch)"
 python3 - <<'PY'

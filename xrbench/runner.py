@@ -32,6 +32,7 @@ from xrbench.families.global_features import PROBE_GPU_MIN
 from xrbench.families.head_cache import HeadCache, head_key
 from xrbench.features import distributed as dist
 from xrbench.features.extract import FeatureExtractor
+from xrbench.features.pixels import PixelCache
 from xrbench.features.store import FeatureStore
 from xrbench.features.view import FeatureRows, take
 from xrbench.models.base import Encoder
@@ -59,6 +60,9 @@ class RunConfig:
     feature_root: Path | None = None
     #: head outputs are cached beside the features, so a rerun on cached features only scores
     head_cache: bool = True
+    pixel_cache: bool = True  # decoded pixels shared by encoders of one input size (features/pixels.py)
+    pixel_root: Path | None = None  # default: pixels/ beside feature_root, or $XRBENCH_HOME/pixels
+    compile: bool = False  # torch.compile the encoder's forward
 
 
 @dataclass
@@ -81,8 +85,10 @@ class Runner:
         self.encoder, self.cfg = encoder, cfg
         store = FeatureStore(cfg.feature_root or xrbench_home() / "features")
         self.heads = HeadCache(store.root / ".heads" if cfg.head_cache and dist.is_main() else None)
+        pixel_root = cfg.pixel_root or (cfg.feature_root.parent if cfg.feature_root else xrbench_home()) / "pixels"
+        pixels = PixelCache(pixel_root) if cfg.pixel_cache else None
         self.extractor = FeatureExtractor(encoder, store, device=cfg.device, batch_size=cfg.batch_size,
-                                          num_workers=cfg.num_workers)
+                                          num_workers=cfg.num_workers, pixels=pixels, compile=cfg.compile)
         self.say = progress or (lambda m: tqdm.write(m, file=sys.stderr))
         self._loaders: dict[tuple, DatasetLoader] = {}
         self._kinds: dict[str, set[str]] = {}  # dataset -> feature kinds the run's tasks need

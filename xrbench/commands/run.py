@@ -52,13 +52,19 @@ def register(sub) -> None:
                    help="root of one dataset (repeatable)")
     r.add_argument("--output", type=Path, default=Path("results"))
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    r.add_argument("--batch-size", type=int, default=32)
+    r.add_argument("--batch-size", type=int, default=32, help="images per batch (on CUDA halved for the "
+                   "rest of the run on out-of-memory)")
     r.add_argument("--workers", type=int, default=min(4, max(0, (os.cpu_count() or 1) - 1)))
     r.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
     r.add_argument("--seeds", type=_ints, default=None, help="several seeds, e.g. 0,1,2")
     r.add_argument("--label-fraction", type=_floats, default=(1.0,), help="e.g. 0.01,0.1,1.0")
     r.add_argument("--limit", type=int, default=None, help="at most N images per split (smoke tests)")
     r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for CIs")
+    r.add_argument("--no-pixel-cache", dest="pixel_cache", action="store_false",
+                   help="decode every image again instead of reading the decoded pixels cached by an "
+                   "earlier encoder of the same input size")
+    r.add_argument("--compile", action="store_true", help="torch.compile the encoder (slow start, faster "
+                   "forward on large splits)")
     r.set_defaults(func=run)
 
 
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = RunConfig(output=args.output, data_root=args.data_root, data_roots=dict(args.data),
                     device=device, batch_size=args.batch_size, num_workers=args.workers,
                     seeds=plan.seeds, label_fractions=args.label_fraction, limit=args.limit,
-                    n_boot=args.bootstrap)
+                    n_boot=args.bootstrap, pixel_cache=args.pixel_cache, compile=args.compile)
     if args.data_root is None and not args.data:
         print("[xrbench] no --data-root: using the SYNTHETIC demo data (phantoms in the official "
               "layouts); numbers are real numbers on synthetic images", file=sys.stderr)

@@ -1,6 +1,8 @@
 """Batched, cached, streaming feature extraction: each (encoder, dataset, split) is encoded once, ever.
 
-Batches stream from DataLoader workers (decode + pad + resize) through the encoder straight into
+Batches of uint16 pixels stream from DataLoader workers (decode + pad + resize), or from the pixel
+cache of an earlier encoder at the same input size (:mod:`xrbench.features.pixels`), are
+normalised on the device, and go through the encoder straight into
 memory-mapped store entries, so RAM stays bounded by a batch whatever the split size, and every
 ``CHUNK`` images the progress is committed: a killed run resumes from its last complete chunk.
 All the kinds a run needs of a split (global, patch grid) come from one forward pass. On CUDA
@@ -14,18 +16,17 @@ import logging
 import shutil
 import time
 from dataclasses import astuple
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from xrbench.data.images import read_image
 from xrbench.data.sample import Sample
 from xrbench.errors import DataError
 from xrbench.features import distributed as dist
-from xrbench.features.preprocess import to_input_tensor
+from xrbench.features.pixels import PIXEL_FORMAT, PixelCache, decode, normalise, pixel_key
 from xrbench.features.store import CorruptEntry, FeatureStore, feature_key
 from xrbench.models.base import Encoder, EncoderMeta
 from xrbench.models.checks import check_first_batch
@@ -38,44 +39,117 @@ CHUNK = 256
 DTYPES = {"global": "float32", "patches": "float16"}
 
 
-class _Images(Dataset):
-    def __init__(self, samples: Sequence[Sample], indices: Sequence[int], meta: EncoderMeta):
-        self.samples, self.indices, self.meta = samples, list(indices), meta
+class _Decode(Dataset):
+    """Worker side: one sample -> (uint16 [S, S] pixels, geometry, error). A bad image comes back as
+    its error message instead of an exception, so that the main process raises it plainly rather
+    than wrapped in a worker traceback."""
+
+    def __init__(self, samples: Sequence[Sample], indices: Sequence[int], size: int, policy: str):
+        self.samples, self.indices, self.size, self.policy = samples, list(indices), size, policy
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int):
-        """(image tensor, geometry, error). A bad image comes back as its error message instead of
-        an exception, so that the main process raises it plainly rather than wrapped in a worker
-        traceback."""
-        idx = self.indices[i]
         try:
-            x, geo = to_input_tensor(read_image(self.samples[idx].image), self.meta)
-            return x, torch.tensor(astuple(geo), dtype=torch.int32), ""
+            px, geo = decode(self.samples[self.indices[i]].image, self.size, self.policy)
+            return torch.from_numpy(px), torch.tensor(astuple(geo), dtype=torch.int32), ""
         except DataError as e:
-            size = self.meta.input_size
-            return torch.zeros(self.meta.in_chans, size, size), torch.zeros(6, dtype=torch.int32), str(e)
+            return torch.zeros(self.size, self.size, dtype=torch.uint16), torch.zeros(6, dtype=torch.int32), str(e)
+
+
+class _CachedBatches(Dataset):
+    """Batch ``b`` of a cached split: one fancy-indexed read of the memory map, no decoding."""
+
+    def __init__(self, pixels: tuple[np.ndarray, np.ndarray], indices: Sequence[int], batch_size: int):
+        self.px, self.geo = pixels
+        self.indices, self.batch_size = np.asarray(indices, dtype=np.int64), batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.indices) // self.batch_size)
+
+    def __getitem__(self, b: int):
+        rows = self.indices[b * self.batch_size:(b + 1) * self.batch_size]
+        contiguous = len(rows) and rows[-1] - rows[0] == len(rows) - 1
+        px = np.array(self.px[rows[0]:rows[-1] + 1]) if contiguous else self.px[rows]  # copied out of the map
+        return torch.from_numpy(px), torch.from_numpy(self.geo[rows].astype(np.int32)), ()
+
+
+def pixel_loader(samples: Sequence[Sample], indices: Sequence[int], size: int, *, batch_size: int,
+                 num_workers: int, pin_memory: bool = False, policy: str = "fast",
+                 cached: tuple[np.ndarray, np.ndarray] | None = None) -> DataLoader:
+    """Batches (uint16 pixels [B, S, S], geometry [B, 6], errors): decoded in ``num_workers``
+    persistent workers, or read in the main process from ``cached`` (pixels, geometry of the split)."""
+    if cached is not None:  # a read from the page cache is a memcpy: worker IPC would only add copies
+        return DataLoader(_CachedBatches(cached, indices, batch_size), batch_size=None, pin_memory=pin_memory)
+    return DataLoader(_Decode(samples, indices, size, policy), batch_size=batch_size, num_workers=num_workers,
+                      pin_memory=pin_memory, shuffle=False, persistent_workers=num_workers > 0,
+                      prefetch_factor=4 if num_workers > 0 else None)
+
+
+def auto_batch_size(device: str, batch_size: int) -> int:
+    """``batch_size``, or for 0 (auto) 256 on CUDA (halved on out-of-memory by :class:`_Forward`), 32 on CPU."""
+    if batch_size > 0:
+        return batch_size
+    return 256 if device.startswith("cuda") else 32
+
+
+class _Forward:
+    """``encoder.encode`` in micro-batches that halve on CUDA out-of-memory, for the rest of the run."""
+
+    def __init__(self, encoder: Encoder, compile: bool):
+        self.encoder, self.micro = encoder, None
+        if compile:
+            encoder.forward_features = torch.compile(encoder.forward_features)
+
+    def __call__(self, x: torch.Tensor, kinds: Sequence[str]) -> dict[str, torch.Tensor]:
+        before = self.encoder.images_encoded
+        while True:
+            m = self.micro or len(x)
+            try:
+                parts = [self.encoder.encode(x[i:i + m], kinds=kinds) for i in range(0, len(x), m)]
+                return parts[0] if len(parts) == 1 else {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            except torch.cuda.OutOfMemoryError:
+                if m == 1:
+                    raise
+                self.micro = m // 2
+                self.encoder.images_encoded = before
+                torch.cuda.empty_cache()
+                log.warning("CUDA out of memory at batch %d: continuing with batches of %d", m, self.micro)
 
 
 def iter_batches(encoder: Encoder, samples: Sequence[Sample], indices: Sequence[int], *,
                  kinds: Sequence[str], device: str = "cpu", batch_size: int = 32, num_workers: int = 0,
-                 desc: str = "extract") -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-    """Encode ``samples[indices]`` in order, yielding (kind -> batch array, geometry [B, 6])."""
-    encoder = encoder.to(device).eval()
+                 desc: str = "extract", policy: str = "fast",
+                 cached: tuple[np.ndarray, np.ndarray] | None = None,
+                 sink: Callable[[np.ndarray, np.ndarray], None] | None = None, compile: bool = False
+                 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Encode ``samples[indices]`` in order, yielding (kind -> batch array, geometry [B, 6]).
+
+    Pixels come decoded from workers, or from ``cached`` (see :mod:`xrbench.features.pixels`);
+    each decoded uint16 batch and its geometry go to ``sink`` (the pixel cache's writer) in order.
+    The main loop does per-batch tensor work only: copy (pinned, non-blocking), normalise and
+    replicate channels on the device, forward."""
     cuda = device.startswith("cuda")
-    loader = DataLoader(_Images(samples, indices, encoder.meta), batch_size=batch_size,
-                        num_workers=num_workers, pin_memory=cuda, shuffle=False,
-                        persistent_workers=False)
+    encoder = encoder.to(device).eval()
+    if cuda:
+        encoder = encoder.to(memory_format=torch.channels_last)
+    forward = _Forward(encoder, compile)
+    loader = pixel_loader(samples, indices, encoder.meta.input_size, batch_size=auto_batch_size(device, batch_size),
+                          num_workers=num_workers, pin_memory=cuda, policy=policy, cached=cached)
     first = True
     with tqdm(total=len(indices), desc=desc, unit="img", leave=False, disable=None) as bar, torch.inference_mode():
-        for x, geo, errors in loader:
+        for px, geo, errors in loader:
             bad = [e for e in errors if e]
             if bad:
                 raise DataError(bad[0] + (f" (and {len(bad) - 1} more in this batch)" if len(bad) > 1 else ""))
-            x = x.to(device, non_blocking=cuda)
+            if sink is not None:
+                sink(px.numpy(), geo.numpy())
+            x = normalise(px.to(device, non_blocking=cuda), encoder.meta)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = encoder.encode(x, kinds=kinds)
+                out = forward(x, kinds)
             if first:  # the preprocessing contract, before anything is cached
                 check_first_batch(x, out, encoder.meta, [samples[i].id for i in indices[:len(x)]])
                 first = False
@@ -102,15 +176,18 @@ class FeatureExtractor:
     """Serves features of (dataset, split) from the store, encoding only what is missing."""
 
     def __init__(self, encoder: Encoder, store: FeatureStore, *, device: str = "cpu",
-                 batch_size: int = 32, num_workers: int = 0):
-        self.encoder, self.store = encoder, store
+                 batch_size: int = 32, num_workers: int = 0, pixels: PixelCache | None = None,
+                 policy: str = "fast", compile: bool = False):
+        self.encoder, self.store, self.pixels = encoder, store, pixels
         self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
+        self.policy, self.compile = policy, compile
         self.seconds = 0.0
         self.computed: list[str] = []
 
     def key(self, dataset: str, split: str, image_manifest: str, kind: str) -> str:
         meta = self.encoder.meta
-        return feature_key(encoder=meta.to_dict(), preprocessing=meta.preprocessing(),
+        return feature_key(encoder=meta.to_dict(),
+                           preprocessing={**meta.preprocessing(), "pixels": PIXEL_FORMAT, "decode": self.policy},
                            dataset=dataset, image_manifest=image_manifest, split=split, kind=kind)
 
     def features(self, dataset: str, split: str, samples: Sequence[Sample], image_manifest: str,
@@ -158,7 +235,7 @@ class FeatureExtractor:
         r, w = dist.rank(), dist.world()
         mine = list(range(r, len(samples), w))
         shard = {k: key if w == 1 else f"{key}.shard{r}of{w}" for k, key in keys.items()}
-        self._stream(shard, samples, mine, f"{dataset}/{split}")
+        self._stream(shard, samples, mine, f"{dataset}/{split}", image_manifest)
         meta = {"encoder": self.encoder.meta.to_dict(), "dataset": dataset, "split": split,
                 "n": len(samples), "images": image_manifest, "preprocessing": self.encoder.meta.preprocessing()}
         ids = [s.id for s in samples]
@@ -172,26 +249,49 @@ class FeatureExtractor:
                 self._assemble(key, k, len(samples), w, ids, {**meta, "kind": k})
         dist.barrier()
 
-    def _stream(self, keys: dict[str, str], samples: Sequence[Sample], indices: list[int], desc: str) -> None:
-        """Encode ``indices`` into partial entries, resuming after the last committed chunk."""
+    def _stream(self, keys: dict[str, str], samples: Sequence[Sample], indices: list[int], desc: str,
+                image_manifest: str) -> None:
+        """Encode ``indices`` into partial entries, resuming after the last committed chunk.
+
+        Pixels are read from the pixel cache when it holds the split; otherwise (on a single
+        process, whose ``indices`` are the whole split) the decoded pixels are streamed into it, in
+        the same chunks, so the next encoder at this resolution decodes nothing."""
         parts = {k: self.store.partial(key) for k, key in keys.items()}
         n = len(indices)
         done = min(p.saved_done() for p in parts.values())
+        cached, sink, pix = None, None, None
+        if self.pixels is not None and n:
+            pkey = pixel_key(image_manifest, self.encoder.meta.input_size, self.policy)
+            ids = [s.id for s in samples]
+            cached = self.pixels.lookup(pkey, ids)
+            if cached is None and n == len(samples):
+                size = self.encoder.meta.input_size
+                ppart = self.pixels.partial(pkey)
+                pw, pg, pdone = ppart.open(n, (size, size), "uint16")
+                done = min(done, pdone)  # rewriting rows is harmless: decoding is deterministic
+                at = [done]
+
+                def sink(px: np.ndarray, geo: np.ndarray) -> None:
+                    pw.write(at[0], px)
+                    pg.write(at[0], geo)
+                    at[0] += len(px)
+                pix = (ppart, pw, pg, ids)
         arrays: dict = {}
         pos, last = done, done
         if done:
             log.info("%s: resuming extraction at image %d of %d", desc, done, n)
         for out, geo in iter_batches(self.encoder, samples, indices[done:], kinds=list(keys),
                                      device=self.device, batch_size=self.batch_size,
-                                     num_workers=self.num_workers, desc=desc):
+                                     num_workers=self.num_workers, desc=desc, policy=self.policy,
+                                     cached=cached, sink=sink, compile=self.compile):
             b = len(geo)
             for k, part in parts.items():
                 if k not in arrays:
                     feats, g, d = part.open(n, out[k].shape[1:], DTYPES.get(k, "float32"))
-                    if d != done:  # the saved partial did not fit: start this split again
+                    if d < done:  # the saved partial did not fit: start this split again
                         for p in parts.values():
                             shutil.rmtree(p.dir, ignore_errors=True)
-                        return self._stream(keys, samples, indices, desc)
+                        return self._stream(keys, samples, indices, desc, image_manifest)
                     arrays[k] = (feats, g)
                 feats, g = arrays[k]
                 feats.write(pos, out[k])
@@ -200,7 +300,13 @@ class FeatureExtractor:
             if pos - last >= CHUNK or pos == n:
                 for k, part in parts.items():
                     part.commit(*arrays[k], pos)
+                if pix is not None:
+                    pix[0].commit(pix[1], pix[2], pos)
                 last = pos
+        if pix is not None and pos == n:
+            meta = {"images": image_manifest, "size": self.encoder.meta.input_size, "policy": self.policy,
+                    "format": PIXEL_FORMAT, "n": n, "dataset": desc.split("/")[0], "split": desc.split("/")[-1]}
+            pix[0].publish(pix[3], meta)
         if not arrays and n:  # everything was done by an earlier run
             return None
         if n == 0:  # an empty shard (more ranks than images)
