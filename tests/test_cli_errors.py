@@ -37,7 +37,7 @@ def no_work(home: Path, *outputs: Path) -> None:
 @pytest.mark.parametrize("extra,needle", [
     (["--limit", "-1"], "--limit must be at least 1 (images per split), got -1"),
     (["--limit", "0"], "--limit must be at least 1"),
-    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--batch-size", "-1"], "--batch-size must be at least 1, or 0 for automatic (256 on CUDA, halved on out-of-memory; 32 on CPU), got -1"),
     (["--workers", "-2"], "--workers must be 0 (read in the main process) or more, got -2"),
     (["--bootstrap", "50"], "--bootstrap must be 0 (no confidence intervals) or between 100 and 100000, got 50"),
     (["--seed", "-1"], "--seed: seeds lie between 0 and 4294967295, got -1"),

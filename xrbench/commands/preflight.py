@@ -35,8 +35,9 @@ def check_options(args: argparse.Namespace) -> tuple[int, ...]:
     """Ranges of the numeric options; returns the seeds to run."""
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1 (images per split), got {args.limit}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.batch_size < 0:
+        raise ConfigError(f"--batch-size must be at least 1, or 0 for automatic (256 on CUDA, halved on "
+                          f"out-of-memory; 32 on CPU), got {args.batch_size}")
     if args.workers < 0:
         raise ConfigError(f"--workers must be 0 (read in the main process) or more, got {args.workers}")
     if args.bootstrap != 0 and not BOOTSTRAP_MIN <= args.bootstrap <= BOOTSTRAP_MAX:

@@ -52,7 +52,7 @@ def register(sub) -> None:
                    help="root of one dataset (repeatable)")
     r.add_argument("--output", type=Path, default=Path("results"))
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    r.add_argument("--batch-size", type=int, default=32, help="images per batch (on CUDA halved for the "
+    r.add_argument("--batch-size", type=int, default=32, help="images per batch, 0 for automatic (on CUDA halved for the "
                    "rest of the run on out-of-memory)")
     r.add_argument("--workers", type=int, default=min(4, max(0, (os.cpu_count() or 1) - 1)))
     r.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
