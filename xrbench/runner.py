@@ -119,7 +119,8 @@ class Runner:
             # them needs from one forward pass); rows are picked after
             full = limit_samples(loader.split(split), self.cfg.limit)
             manifest = loader.image_manifest_hash(full)
-            got = self.extractor.features_and_geometry(spec.dataset, split, full, manifest, kinds)
+            got = self.extractor.features_and_geometry(spec.dataset, split, full, manifest, kinds,
+                                                       digests=loader.image_digests(full))
             keys.append(self.extractor.key(spec.dataset, split, manifest, spec.features))
             arr, geo = got[spec.features]
             rows = kept_rows(family, full, split, loader.root)

@@ -12,6 +12,7 @@ a shard entry, and rank 0 interleaves the shards into the final entry (see
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -197,18 +198,30 @@ class FeatureExtractor:
                                                               kinds).items()}
 
     def features_and_geometry(self, dataset: str, split: str, samples: Sequence[Sample],
-                              image_manifest: str, kinds: Sequence[str]
+                              image_manifest: str, kinds: Sequence[str],
+                              digests: Sequence[str] | None = None
                               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """kind -> (features, geometry [N, 6]) aligned with ``samples``."""
+        """kind -> (features, geometry [N, 6]) aligned with ``samples``.
+
+        ``digests`` (the content digest of each sample's image) let features follow the image, not
+        the dataset name: when every image of a missing split already has features from this
+        encoder in another entry (MS-CXR's images are MIMIC-CXR images; a ``--limit`` subset of a
+        split), the rows are copied from there and nothing is encoded."""
         if not samples:
             dim = self.encoder.meta.embed_dim
             return {k: (np.zeros((0, dim), np.float32), np.zeros((0, 6), np.int32)) for k in kinds}
         keys = {k: self.key(dataset, split, image_manifest, k) for k in kinds}
         out = {k: v for k, v in ((k, self._load(keys[k], samples)) for k in kinds) if v is not None}
         missing = [k for k in kinds if k not in out]
+        if missing and digests is not None:
+            for k in list(missing):
+                if self._reuse(keys[k], k, dataset, split, samples, image_manifest, list(digests)):
+                    missing.remove(k)
+                    arr, geo, _ = self.store.load(keys[k])
+                    out[k] = (arr, geo)
         if missing:
             t0 = time.perf_counter()
-            self._extract({k: keys[k] for k in missing}, dataset, split, samples, image_manifest)
+            self._extract({k: keys[k] for k in missing}, dataset, split, samples, image_manifest, digests)
             self.seconds += time.perf_counter() - t0
             self.computed += [f"{dataset}/{split}/{k}" for k in missing]
             for k in missing:
@@ -230,23 +243,83 @@ class FeatureExtractor:
             dist.barrier()
             return None
 
+    def fingerprint(self, kind: str) -> str:
+        """What makes two entries' rows interchangeable: encoder, weights, preprocessing, kind."""
+        return self.key("", "", "", kind)
+
+    def _meta(self, kind: str, dataset: str, split: str, n: int, image_manifest: str) -> dict:
+        return {"encoder": self.encoder.meta.to_dict(), "dataset": dataset, "split": split, "n": n,
+                "images": image_manifest, "preprocessing": self.encoder.meta.preprocessing(),
+                "kind": kind, "fingerprint": self.fingerprint(kind)}
+
+    def _publish(self, key: str, ids: list[str], meta: dict, digests: Sequence[str] | None) -> None:
+        part = self.store.partial(key)
+        if digests is not None:
+            (part.dir / "digests.json").write_text(json.dumps(list(digests)))
+        part.publish(ids, meta)
+
+    def _index(self, kind: str) -> dict[str, tuple[str, int]]:
+        """content digest -> (entry, row) over the store's entries of this encoder and kind."""
+        fp, index = self.fingerprint(kind), {}
+        for key in self.store.keys():
+            d = self.store.path(key)
+            try:
+                if json.loads((d / "meta.json").read_text()).get("fingerprint") != fp:
+                    continue
+                digests = json.loads((d / "digests.json").read_text())
+            except (OSError, ValueError):
+                continue
+            for row, dg in enumerate(digests):
+                index.setdefault(dg, (key, row))
+        return index
+
+    def _reuse(self, key: str, kind: str, dataset: str, split: str, samples: Sequence[Sample],
+               image_manifest: str, digests: list[str]) -> bool:
+        """Build the entry from rows of other entries when every image is already encoded."""
+        if dist.world() > 1:
+            return False
+        index = self._index(kind)
+        if not digests or not all(d in index for d in digests):
+            return False
+        sources: dict[str, tuple] = {}
+        try:
+            for k, _ in {index[d] for d in digests}:
+                arr, geo, _ = self.store.load(k)
+                sources[k] = (arr, geo)
+        except CorruptEntry:
+            return False
+        first = sources[index[digests[0]][0]][0]
+        part = self.store.partial(key)
+        shutil.rmtree(part.dir, ignore_errors=True)
+        feats, geo, _ = part.open(len(samples), first.shape[1:], str(first.dtype))
+        for i, d in enumerate(digests):
+            k, row = index[d]
+            feats.write(i, np.asarray(sources[k][0][row:row + 1]))
+            geo.write(i, np.asarray(sources[k][1][row:row + 1]))
+        del sources
+        self._publish(key, [s.id for s in samples], {**self._meta(kind, dataset, split, len(samples),
+                                                                  image_manifest), "reused": True}, digests)
+        log.info("%s/%s/%s: %d rows reused from other entries; nothing encoded", dataset, split, kind,
+                 len(samples))
+        return True
+
     def _extract(self, keys: dict[str, str], dataset: str, split: str, samples: Sequence[Sample],
-                 image_manifest: str) -> None:
+                 image_manifest: str, digests: Sequence[str] | None = None) -> None:
         r, w = dist.rank(), dist.world()
         mine = list(range(r, len(samples), w))
         shard = {k: key if w == 1 else f"{key}.shard{r}of{w}" for k, key in keys.items()}
         self._stream(shard, samples, mine, f"{dataset}/{split}", image_manifest)
-        meta = {"encoder": self.encoder.meta.to_dict(), "dataset": dataset, "split": split,
-                "n": len(samples), "images": image_manifest, "preprocessing": self.encoder.meta.preprocessing()}
         ids = [s.id for s in samples]
         if w == 1:
             for k, key in keys.items():
-                self.store.partial(key).publish(ids, {**meta, "kind": k})
+                self._publish(key, ids, self._meta(k, dataset, split, len(samples), image_manifest), digests)
             return
+        meta = self._meta("", dataset, split, len(samples), image_manifest)
         dist.barrier()
         if dist.is_main():
             for k, key in keys.items():
-                self._assemble(key, k, len(samples), w, ids, {**meta, "kind": k})
+                self._assemble(key, k, len(samples), w, ids,
+                               {**meta, "kind": k, "fingerprint": self.fingerprint(k)})
         dist.barrier()
 
     def _stream(self, keys: dict[str, str], samples: Sequence[Sample], indices: list[int], desc: str,
