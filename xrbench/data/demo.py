@@ -15,7 +15,7 @@ from xrbench.atomic import publish_dir
 from xrbench.registry import DATASETS
 
 #: bump when any phantom or writer changes, so stale demo folders are not reused
-PHANTOM_VERSION = 2
+PHANTOM_VERSION = 3
 
 
 def xrbench_home() -> Path:
@@ -27,10 +27,15 @@ def demo_scale() -> float:
     return float(os.environ.get("XRBENCH_DEMO_SCALE", "1"))
 
 
+def demo_size(dataset: str) -> int:
+    """Images the demo of ``dataset`` holds at the current ``XRBENCH_DEMO_SCALE``."""
+    return max(24, int(round(DATASETS.get(dataset).demo_size * demo_scale())))
+
+
 def demo_root(dataset: str, *, seed: int = 0, quiet: bool = False) -> Path:
     """The demo folder of ``dataset``, generated on first use (atomically: tmp dir + rename)."""
     loader = DATASETS.get(dataset)
-    n = max(24, int(round(loader.demo_size * demo_scale())))
+    n = demo_size(dataset)
     root = xrbench_home() / "demo" / f"{dataset}-v{PHANTOM_VERSION}-n{n}-s{seed}"
     if root.is_dir():
         return root

@@ -124,12 +124,17 @@ class MIMICCXR(DatasetLoader):
     def write_demo(cls, dest: Path, *, n: int, seed: int) -> None:
         """Synthetic MIMIC-CXR-JPG: phantom studies (some with a lateral), the three CSVs as ``.csv.gz``
         and official-style reports in a separate ``mimic-cxr-reports/files`` tree."""
-        from xrbench.data.datasets.chexpert import DEMO_PREVALENCE
-        from xrbench.data.phantom.chest import generate_chest
+        write_demo_tree(Path(dest), *demo_cases(n, seed=seed), seed=seed)
 
-        n_lateral = max(1, n // 10)
-        write_demo_tree(Path(dest), generate_chest(n - n_lateral, seed=seed, prevalence=DEMO_PREVALENCE),
-                        seed=seed, n_lateral=n_lateral)
+
+def demo_cases(n: int, *, seed: int) -> tuple[list, int]:
+    """(phantom cases, number of lateral studies) of an ``n``-image MIMIC-CXR demo: MS-CXR's demo
+    annotates the very same images, as the real MS-CXR annotates MIMIC-CXR's."""
+    from xrbench.data.datasets.chexpert import DEMO_PREVALENCE
+    from xrbench.data.phantom.chest import generate_chest
+
+    n_lateral = max(1, n // 10)
+    return generate_chest(n - n_lateral, seed=seed, prevalence=DEMO_PREVALENCE), n_lateral
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,7 @@ class DemoImage:
         return f"files/p{self.subject[:2]}/p{self.subject}/s{self.study}/{self.dicom_id}.jpg"
 
 
-def write_demo_tree(dest: Path, cases: list, *, seed: int, n_lateral: int = 0) -> list[DemoImage]:
+def write_demo_tree(dest: Path, cases: list, n_lateral: int = 0, *, seed: int) -> list[DemoImage]:
     """Write phantom cases as MIMIC-CXR-JPG + reports under ``dest``: one study per case.
 
     ``n_lateral`` studies also get a ``LATERAL`` image (the frontal flipped and cropped). Labels are

@@ -114,18 +114,19 @@ class MSCXR(DatasetLoader):
     def write_demo(cls, dest: Path, *, n: int, seed: int) -> None:
         """Synthetic MS-CXR v1.1.0: the CSV on top of a MIMIC-CXR-JPG demo tree written in ``dest``.
 
-        Only phantom cases with a box of the 8 categories are kept (about ``n`` images). Phrases
+        The tree is the MIMIC-CXR demo's own (the same phantom cases, byte for byte), as the real
+        MS-CXR annotates MIMIC-CXR images: their features are extracted once and served to both
+        datasets by content. Its images with a box of the 8 categories are kept (at most ``n``). Phrases
         name the finding with its size and side as a report would (``small left pleural
         effusion``); boxes on both sides of one finding make one ``bilateral`` phrase with two
         boxes. Coordinates are stated in the demo's original size (``DEMO_ORIGINAL_SIZE``).
         """
-        from xrbench.data.datasets.mimic_cxr import DEMO_ORIGINAL_SIZE, write_demo_tree
-        from xrbench.data.phantom.chest import generate_chest
+        from xrbench.data.datasets.mimic_cxr import DEMO_ORIGINAL_SIZE, demo_cases, write_demo_tree
+        from xrbench.data.demo import demo_size
 
-        cases = generate_chest(n + n // 5 + 4, seed=seed, prevalence=DEMO_PREVALENCE)
-        cases = [c for c in cases if any(b[0] in CATEGORIES for b in c.boxes)][:n]
+        images = write_demo_tree(Path(dest), *demo_cases(demo_size("mimic-cxr"), seed=seed), seed=seed)
         rows = []
-        for img in write_demo_tree(Path(dest), cases, seed=seed):
+        for img in [i for i in images if any(b[0] in CATEGORIES for b in i.case.boxes)][:n]:
             size = img.case.image.shape[1]
             scale = DEMO_ORIGINAL_SIZE / size
             for text, category, boxes in demo_phrases(img.case):
