@@ -59,6 +59,9 @@ def register(sub) -> None:
     r.add_argument("--label-fraction", type=_floats, default=(1.0,), help="e.g. 0.01,0.1,1.0")
     r.add_argument("--limit", type=int, default=None, help="at most N images per split (smoke tests)")
     r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for CIs")
+    r.add_argument("--pretraining-manifest", type=Path, default=None, metavar="FILE",
+                   help="CSV of the encoder's pretraining images (file, patient, study or sha256 columns); "
+                        "each task's test split is checked against it (docs/results.md)")
     r.set_defaults(func=run)
 
 
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = RunConfig(output=args.output, data_root=args.data_root, data_roots=dict(args.data),
                     device=device, batch_size=args.batch_size, num_workers=args.workers,
                     seeds=plan.seeds, label_fractions=args.label_fraction, limit=args.limit,
-                    n_boot=args.bootstrap)
+                    n_boot=args.bootstrap, pretraining_manifest=args.pretraining_manifest)
     if args.data_root is None and not args.data:
         print("[xrbench] no --data-root: using the SYNTHETIC demo data (phantoms in the official "
               "layouts); numbers are real numbers on synthetic images", file=sys.stderr)
