@@ -370,3 +370,36 @@ def test_manifest_matches_by_path_patient_study_and_sha256(tmp_path):
     (tmp_path / "bad.csv").write_text("name\nx\n")
     with pytest.raises(DataError, match="bad.csv, row 1: expected a header"):
         read_manifest(tmp_path / "bad.csv")
+
+
+# -- 6. a page that stays readable ---------------------------------------------------------------
+def test_twenty_tasks_page_has_sticky_models_family_views_and_trust(tmp_path):
+    """4 models x 20 tasks of 4 families in headless Chromium: family tables hold only their tasks,
+    the model column is sticky, warnings and calibration are in the trust table."""
+    from test_leaderboard_html import _parse, chromium  # noqa: F401  (fixture)
+
+    from xrbench.results import browser
+    from xrbench.results.html import leaderboard_html
+
+    if browser.find_chromium() is None:
+        pytest.skip("no Chromium")
+    rows = []
+    for k in range(20):
+        fam = ("linear", "knn", "regression", "segmentation")[k % 4]
+        for m in range(4):
+            rows.append({"task": f"task-{k:02d}", "model": f"model-{m}", "weights": "w", "label_fraction": "1",
+                         "family": fam, "metric": "auroc", "direction": "higher", "value": str(0.6 + 0.05 * m),
+                         "ci_low": str(0.55 + 0.05 * m), "ci_high": str(0.65 + 0.05 * m), "n_seeds": "1",
+                         "data": "synthetic-demo", "ece": "0.05", "brier": "0.2",
+                         "warnings": "few_test_positives: x has 3 test positives (< 10)" if m == 0 else ""})
+    page = tmp_path / "wide.html"
+    page.write_text(leaderboard_html(rows, "wide"))
+    t = _parse(browser.dump_dom(page))
+    assert len(t.headers["leaderboard"]) == 5 + 20
+    assert [len(t.headers[f"family-{f}"]) for f in ("knn", "linear", "regression", "segmentation")] == [10] * 4
+    trust = t.tables["trust"]
+    assert len(trust) == 80 and all(r[3] == "0.050" for r in trust)
+    assert sum("few_test_positives" in r[7] for r in trust) == 20
+    assert "table.board th:first-child,table.board td:first-child{position:sticky;left:0" in page.read_text()
+    png = browser.screenshot(page, tmp_path / "wide.png", size=(1280, 900))
+    assert png.stat().st_size > 10_000
