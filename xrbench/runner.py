@@ -37,7 +37,7 @@ from xrbench.features.store import FeatureStore
 from xrbench.features.view import FeatureRows, take
 from xrbench.models.base import Encoder
 from xrbench.registry import DATASETS
-from xrbench.results import leaderboard
+from xrbench.results import leak, leaderboard
 from xrbench.results.predictions import predictions_header, predictions_jsonl
 from xrbench.results.record import MetricValue, ResultRecord, environment
 from xrbench.tasks.schema import TaskSpec
@@ -63,6 +63,7 @@ class RunConfig:
     pixel_cache: bool = True  # decoded pixels shared by encoders of one input size (features/pixels.py)
     pixel_root: Path | None = None  # default: pixels/ beside feature_root, or $XRBENCH_HOME/pixels
     compile: bool = False  # torch.compile the encoder's forward
+    pretraining_manifest: Path | None = None  # else the encoder's extra["pretraining_manifest"]
 
 
 @dataclass
@@ -93,6 +94,8 @@ class Runner:
         self._loaders: dict[tuple, DatasetLoader] = {}
         self._kinds: dict[str, set[str]] = {}  # dataset -> feature kinds the run's tasks need
         self._warned_random = False
+        manifest = cfg.pretraining_manifest or encoder.meta.extra.get("pretraining_manifest")
+        self.manifest = leak.read_manifest(manifest) if manifest else None
 
     # -- data ---------------------------------------------------------------------------
     def _loader(self, spec: TaskSpec) -> tuple[DatasetLoader, bool]:
@@ -140,6 +143,7 @@ class Runner:
         extract_s = self.extractor.seconds - ext0
         train, val, test = (data.splits[k] for k in SPLITS)
         family.prepare({k: data.splits[k].samples for k in SPLITS})  # what the scorer needs, head or cache
+        overlap = leak.overlap(self.manifest, test.samples)
         records = []
         for fraction in self.cfg.label_fractions:
             for seed in self.cfg.seeds:
@@ -162,13 +166,16 @@ class Runner:
                 truths = [family.truth(u, test.samples) for u in units]
                 scored = score_units(family, units, truths, out.predictions, out.state,
                                      n_boot=self.cfg.n_boot, seed=seed)
+                extra = family.report(scored, test.samples, out.state, n_boot=self.cfg.n_boot, seed=seed)
                 timings = {"extract_s": round(extract_s, 3), "fit_s": round(fit_s, 3),
                            "total_s": round(time.perf_counter() - t0, 3)}
-                records.append(self._record(spec, family, data, out, scored, seed, fraction, len(keep), timings))
+                extra = {**extra, "warnings": out.warnings + scored.warnings, "pretraining_overlap": overlap}
+                records.append(self._record(spec, family, data, out, scored, seed, fraction, len(keep), timings,
+                                            extra))
         return records
 
     def _record(self, spec: TaskSpec, family: TaskFamily, data: TaskData, out: HeadOutput, scored: Scored,
-                seed: int, fraction: float, n_train: int, timings: dict) -> ResultRecord:
+                seed: int, fraction: float, n_train: int, timings: dict, extra: dict) -> ResultRecord:
         enc = self.encoder.meta
         tag = f"seed{seed}" + ("" if fraction == 1.0 else f"_lf{fraction:g}")
         out_dir = self.cfg.output / _safe(enc.name) / spec.name
@@ -190,7 +197,7 @@ class Runner:
             provenance={**environment(self.cfg.device), "encoder": enc.to_dict(),
                         "preprocessing": enc.preprocessing(), "n_boot": self.cfg.n_boot,
                         "val_selection_score": out.val_score},
-            timings=timings, predictions=pred_path.name)
+            timings=timings, predictions=pred_path.name, **extra)
         if dist.is_main():
             atomic_write_text(out_dir / f"{tag}.json", rec.to_json())
         return rec

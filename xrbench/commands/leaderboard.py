@@ -14,6 +14,9 @@ def register(sub) -> None:
                    help="result folder, record .json or leaderboard .csv (repeatable)")
     p.add_argument("-o", "--output", action="append", type=Path, required=True, metavar="FILE",
                    help="output file; its suffix picks the format: .csv, .md, .html (repeatable)")
+    p.add_argument("--leaked", choices=("mark", "refuse"), default="mark",
+                   help="rows whose test split overlaps the encoder's pretraining manifest: mark them "
+                        "(default) or leave them out")
     p.add_argument("--title", default="xrbench leaderboard", help="title of the Markdown/HTML page")
     p.set_defaults(func=run)
 
@@ -24,10 +27,16 @@ def run(args: argparse.Namespace) -> int:
 
     for out in args.output:
         export.check_suffix(out)  # before any reading: a typo costs nothing
+    from xrbench.results.board import filter_leaked
+
     entries = load(args.results)
-    rows = [e.row for e in entries]
+    rows, left_out = filter_leaked([e.row for e in entries], args.leaked)
+    kept = {id(r) for r in rows}
+    records = [rec for e in entries if id(e.row) in kept for rec in e.records]
+    for r in left_out:
+        print(f"left out (leaked): {r['model']} ({r['weights']}) on {r['task']}")
     for out in args.output:
-        export.write(rows, out, args.title)
+        export.write(rows, out, args.title, records)
         print(f"wrote {out}")
     tasks = {r["task"] for r in rows}
     models = {(r["model"], r["weights"]) for r in rows}

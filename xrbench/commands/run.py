@@ -65,6 +65,9 @@ def register(sub) -> None:
                    "earlier encoder of the same input size")
     r.add_argument("--compile", action="store_true", help="torch.compile the encoder (slow start, faster "
                    "forward on large splits)")
+    r.add_argument("--pretraining-manifest", type=Path, default=None, metavar="FILE",
+                   help="CSV of the encoder's pretraining images (file, patient, study or sha256 columns); "
+                        "each task's test split is checked against it (docs/results.md)")
     r.set_defaults(func=run)
 
 
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = RunConfig(output=args.output, data_root=args.data_root, data_roots=dict(args.data),
                     device=device, batch_size=args.batch_size, num_workers=args.workers,
                     seeds=plan.seeds, label_fractions=args.label_fraction, limit=args.limit,
-                    n_boot=args.bootstrap, pixel_cache=args.pixel_cache, compile=args.compile)
+                    n_boot=args.bootstrap, pixel_cache=args.pixel_cache, compile=args.compile,
+                    pretraining_manifest=args.pretraining_manifest)
     if args.data_root is None and not args.data:
         print("[xrbench] no --data-root: using the SYNTHETIC demo data (phantoms in the official "
               "layouts); numbers are real numbers on synthetic images", file=sys.stderr)

@@ -64,6 +64,8 @@ class HeadOutput:
     val_score: float = float("nan")
     #: scorer state chosen on val (decision thresholds), stored with the predictions
     state: dict = field(default_factory=dict)
+    #: what makes the number less trustworthy (``code: detail``), shown beside it (docs/results.md)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +76,7 @@ class Scored:
     boot_units: list[str]
     stats: list[dict]
     metrics: dict[str, tuple[float, float | None, float | None]]
+    warnings: list[str] = field(default_factory=list)
 
 
 class TaskFamily(ABC):
@@ -165,6 +168,15 @@ class TaskFamily(ABC):
             return {}
         return {k: np.asarray([s[k] for s in stats], dtype=np.float64) for k in stats[0]}
 
+    def test_warnings(self, table: dict[str, np.ndarray]) -> list[str]:
+        """Warnings about the test split's truth (few positives of a label), from its stacked table."""
+        return []
+
+    def report(self, scored: Scored, samples: Sequence[Sample], state: dict, *, n_boot: int,
+               seed: int) -> dict:
+        """Extra record fields beyond the metrics (subgroups, reliability curve); none by default."""
+        return {}
+
     def known_metrics(self) -> list[str]:
         """Metric names a task of this family may list (the registered metrics by default)."""
         import xrbench.metrics  # noqa: F401  (registers metrics)
@@ -213,12 +225,18 @@ def score_units(family: TaskFamily, units: list[Unit], truths: list, predictions
         raise ConfigError(f"{len(predictions)} predictions for {len(truths)} test units")
     stats = [family.unit_stats(t, p, state) for t, p in zip(truths, predictions)]
     boot = [family.boot_unit(u) for u in units]
-    return Scored(units, boot, stats, aggregate_with_ci(family, stats, boot, state, n_boot=n_boot, seed=seed))
+    warns = family.test_warnings(family.stack(stats)) if stats else []
+    metrics = aggregate_with_ci(family, stats, boot, state, n_boot=n_boot, seed=seed, warnings=warns)
+    return Scored(units, boot, stats, metrics, warns)
 
 
 def aggregate_with_ci(family: TaskFamily, stats: list[dict], boot_units: list[str], state: dict, *,
-                      n_boot: int, seed: int) -> dict[str, tuple[float, float | None, float | None]]:
-    """name -> (value, ci_low, ci_high): the aggregate of all units and its percentile bootstrap."""
+                      n_boot: int, seed: int, warnings: list[str] | None = None
+                      ) -> dict[str, tuple[float, float | None, float | None]]:
+    """name -> (value, ci_low, ci_high): the aggregate of all units and its percentile bootstrap.
+
+    A value whose bootstrap is undefined on too many replicates gets no CI (NaN bounds), and a
+    ``ci_unreliable`` line in ``warnings`` when a list is given."""
     table = family.stack(stats)
     point = family.aggregate(table, np.arange(len(stats)), state)
     batch = None
@@ -226,6 +244,9 @@ def aggregate_with_ci(family: TaskFamily, stats: list[dict], boot_units: list[st
         batch = lambda w: family.aggregate_weighted(table, w, state)  # noqa: E731
     cis = (bootstrap_ci(lambda rows: family.aggregate(table, rows, state), len(stats), boot_units,
                         n_boot=n_boot, seed=seed, batch_metric=batch) if n_boot and stats else {})
+    if warnings is not None:
+        warnings += [f"ci_unreliable: {k} is undefined on {ci.undefined:.0%} of bootstrap replicates; "
+                     f"no CI reported" for k, ci in cis.items() if ci.unreliable and point.get(k) == point.get(k)]
     return {k: (float(v), *cis.get(k, (None, None))) for k, v in point.items()}
 
 

@@ -16,8 +16,8 @@ import xrbench.protocols  # noqa: F401  (registers protocols)
 from xrbench.data.labels import apply_uncertainty
 from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, DataError
-from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily, Unit
-from xrbench.metrics.classification import THRESHOLDED, choose_threshold
+from xrbench.families.base import FAMILIES, HeadOutput, Scored, SplitData, TaskFamily, Unit, aggregate_with_ci
+from xrbench.metrics.classification import THRESHOLDED, choose_threshold, reliability
 from xrbench.protocols.base import Split
 from xrbench.registry import METRICS, PROTOCOLS
 
@@ -26,9 +26,45 @@ from xrbench.registry import METRICS, PROTOCOLS
 PROBE_GPU_MIN = 4_000_000
 
 
+#: calibration metrics reported beside the primary metric of every classification task
+CALIBRATION = ("ece", "brier")
+#: warn when more than this share of the feature dimensions is constant on train
+CONSTANT_SHARE = 0.5
+#: warn when a test label has fewer positives than this (its AUROC rests on a handful of images)
+FEW_POSITIVES = 10
+#: the sample attributes a subgroup report splits on, when the loader fills them (Sample.meta)
+SUBGROUP_ATTRIBUTES = ("sex", "age", "view", "body_part")
+#: age bands of the subgroup report, in years: [lo, hi)
+AGE_BANDS = ((0, 40, "<40"), (40, 60, "40-60"), (60, 80, "60-80"), (80, float("inf"), ">=80"))
+
+
 def probe_device(device: str, n_values: int) -> str:
     """The extraction device for large training sets, the CPU for small ones."""
     return device if device.startswith("cuda") and n_values >= PROBE_GPU_MIN else "cpu"
+
+
+def feature_warnings(x: np.ndarray) -> list[str]:
+    """Near-constant training features: an encoder that collapsed (or a broken checkpoint) still
+    gives numbers, a probe on them is a probe on the bias."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        return []
+    if np.all(np.ptp(x, axis=0) <= 1e-12 * np.maximum(1.0, np.abs(x).max(0))):
+        return [f"constant_features: all {len(x)} training feature vectors are identical"]
+    sd = x.std(0)
+    const = sd <= 1e-6 * np.maximum(1.0, np.abs(x.mean(0)))
+    if const.mean() > CONSTANT_SHARE:
+        return [f"constant_features: {int(const.sum())} of {x.shape[1]} feature dimensions are constant "
+                f"on train"]
+    return []
+
+
+def age_band(age) -> str | None:
+    try:
+        a = float(age)
+    except (TypeError, ValueError):
+        return None
+    return next((name for lo, hi, name in AGE_BANDS if lo <= a < hi), None) if a == a else None
 
 
 class GlobalFamily(TaskFamily):
@@ -80,11 +116,21 @@ class GlobalFamily(TaskFamily):
         select = self.selector(val_units, val_truth)
         proto = PROTOCOLS.get(self.spec.protocol.name)(**self.spec.protocol.args)
         dev = probe_device(device, np.asarray(train.features).size)
+        warns = self.val_warnings(val_truth) + feature_warnings(train.features)
         res = proto.run(Split(train.features, ys["train"]), Split(val.features, ys["val"]), test.features,
                         task=self.kind, n_out=n_out, select=select, seed=seed, device=dev)
+        if not np.isfinite(res.val_score):
+            raise DataError(f"task {self.spec.name}: nothing can be selected on the val split: the primary "
+                            f"metric '{self.spec.primary.metric}' is undefined on val for every candidate "
+                            f"({', '.join(warns) or 'val has too few labelled samples'})")
         state = self.choose_state(val_units, val_truth, res.val_scores)
         preds = self.test_predictions(test, res.test_scores)
-        return HeadOutput(preds, {**res.hparams, **state, "probe_device": dev}, res.val_score, state)
+        return HeadOutput(preds, {**res.hparams, **state, "probe_device": dev}, res.val_score, state,
+                          warns + list(res.warnings))
+
+    def val_warnings(self, val_truth: np.ndarray) -> list[str]:
+        """What makes selection on val shaky; a val split with no known label at all is an error."""
+        return []
 
     def test_predictions(self, test: SplitData, scores: np.ndarray) -> list[Any]:
         us = self.unit_scores(self.units(test.samples), np.asarray(scores, dtype=np.float64))
@@ -129,21 +175,63 @@ class GlobalFamily(TaskFamily):
     def aggregate(self, table: dict[str, np.ndarray], rows: np.ndarray, state: dict) -> dict[str, float]:
         y, s = table["y"][rows], table["s"][rows]
         out: dict[str, float] = {}
-        for name in self.spec.metrics:
+        for name in self.metric_names():
             v = METRICS.get(name)(y, s, labels=self.labels(), **self._metric_kwargs(name, state))
             out.update(v if isinstance(v, dict) else {name: v})
         return out
 
     def aggregate_weighted(self, table: dict[str, np.ndarray], weights: np.ndarray,
                            state: dict) -> dict[str, np.ndarray] | None:
-        fns = [METRICS.get(name) for name in self.spec.metrics]
+        names = self.metric_names()
+        fns = [METRICS.get(name) for name in names]
         if not all(hasattr(fn, "weighted") for fn in fns):
             return None
         out: dict[str, np.ndarray] = {}
-        for name, fn in zip(self.spec.metrics, fns):
+        for name, fn in zip(names, fns):
             v = fn.weighted(table["y"], table["s"], weights, labels=self.labels(),
                             **self._metric_kwargs(name, state))
             out.update(v if isinstance(v, dict) else {name: v})
+        return out
+
+    def metric_names(self) -> list[str]:
+        """The metrics an aggregate computes: the task's."""
+        return list(self.spec.metrics)
+
+    def report(self, scored: Scored, samples: Sequence[Sample], state: dict, *, n_boot: int, seed: int) -> dict:
+        return {"subgroups": self.subgroups(scored, samples, state, n_boot=n_boot, seed=seed)}
+
+    def subgroups(self, scored: Scored, samples: Sequence[Sample], state: dict, *, n_boot: int,
+                  seed: int) -> dict:
+        """The primary metric per value of each sample attribute the loader fills (sex, age band,
+        view, body part), each with its bootstrap CI over the subgroup's units (same seed), and the
+        largest gap between two groups of one attribute. Attributes with fewer than two groups are
+        left out; a group's value is NaN where the metric is undefined in it (one class)."""
+        primary = self.spec.primary.metric
+        out: dict = {}
+        gaps: dict[str, dict] = {}
+        for attr in SUBGROUP_ATTRIBUTES:
+            groups: dict[str, list[int]] = {}
+            for i, u in enumerate(scored.units):
+                v = samples[u.rows[0]].meta.get(attr)
+                g = age_band(v) if attr == "age" else (None if v is None else str(v))
+                if g is not None:
+                    groups.setdefault(g, []).append(i)
+            if len(groups) < 2:
+                continue
+            table = {}
+            for g, idx in sorted(groups.items()):
+                m = aggregate_with_ci(self, [scored.stats[i] for i in idx], [scored.boot_units[i] for i in idx],
+                                      state, n_boot=n_boot, seed=seed)
+                v, lo, hi = m.get(primary, (float("nan"), None, None))
+                table[g] = {"value": v, "ci_low": _none(lo), "ci_high": _none(hi), "n": len(idx)}
+            out["age_band" if attr == "age" else attr] = table
+            ok = {g: r["value"] for g, r in table.items() if r["value"] == r["value"]}
+            if len(ok) >= 2:
+                lo_g, hi_g = min(ok, key=ok.get), max(ok, key=ok.get)
+                gaps["age_band" if attr == "age" else attr] = {"value": ok[hi_g] - ok[lo_g], "groups": [lo_g, hi_g]}
+        if gaps:
+            attr = max(gaps, key=lambda a: gaps[a]["value"])
+            out["max_gap"] = {"attribute": attr, **gaps[attr], "per_attribute": gaps}
         return out
 
     def predictions_from_columns(self, ids: list[str], cols: dict[str, list], *, path) -> dict[str, Any]:
@@ -220,6 +308,46 @@ class Classification(GlobalFamily):
     def header(self) -> dict:
         return {"labels": self.labels()}
 
+    def metric_names(self) -> list[str]:
+        """The task's metrics plus calibration (ECE, Brier) beside them: probes output probabilities."""
+        return list(self.spec.metrics) + [m for m in CALIBRATION if m not in self.spec.metrics]
+
+    def _label_counts(self, y: np.ndarray) -> dict[str, tuple[int, int]]:
+        """label -> (positives, known) of a truth array (multiclass: class -> (members, all))."""
+        names = self.labels()
+        if self.kind == "multiclass":
+            y = np.asarray(y).reshape(-1).astype(int)
+            return {n: (int((y == k).sum()), len(y)) for k, n in enumerate(names)}
+        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        return {n: (int(np.nansum(y[:, k] > 0.5)), int((~np.isnan(y[:, k])).sum())) for k, n in enumerate(names)}
+
+    def test_warnings(self, table: dict[str, np.ndarray]) -> list[str]:
+        what = "members" if self.kind == "multiclass" else "positives"
+        return [f"few_test_positives: {n} has {p} test {what} (< {FEW_POSITIVES})"
+                for n, (p, known) in self._label_counts(table["y"]).items() if known and p < FEW_POSITIVES]
+
+    def val_warnings(self, val_truth: np.ndarray) -> list[str]:
+        counts = self._label_counts(val_truth)
+        if not any(known for _, known in counts.values()):
+            raise DataError(f"task {self.spec.name}: the val split has no known label "
+                            f"({', '.join(counts)}); nothing can be selected on it")
+        if self.kind == "multiclass":
+            present = [n for n, (p, _) in counts.items() if p]
+            return [f"val_one_class: the val split holds only class {present[0]}"] if len(present) < 2 else []
+        out = []
+        for n, (p, known) in counts.items():
+            if not known:
+                out.append(f"val_no_labels: {n} is unknown on every val sample")
+            elif p in (0, known):
+                out.append(f"val_one_class: {n} is {'all positive' if p else 'all negative'} on val")
+        return out
+
+    def report(self, scored: Scored, samples: Sequence[Sample], state: dict, *, n_boot: int, seed: int) -> dict:
+        out = super().report(scored, samples, state, n_boot=n_boot, seed=seed)
+        table = self.stack(scored.stats)
+        curve = reliability(table["y"], table["s"]) if scored.stats else None
+        return {**out, "reliability": curve} if curve else out
+
     def restore(self, header: dict) -> None:
         if self.kind == "multiclass" and header.get("labels"):
             self._n_classes = len(header["labels"])
@@ -292,11 +420,18 @@ class Retrieval(GlobalFamily):
         return {"y": np.asarray([s["n_rel"] for s in stats], dtype=np.float64),
                 "s": np.asarray([s["rel"] for s in stats], dtype=np.float64).reshape(len(stats), -1)}
 
+    def report(self, scored: Scored, samples: Sequence[Sample], state: dict, *, n_boot: int, seed: int) -> dict:
+        return {}  # no subgroup report for retrieval (relevance, not a per-sample metric)
+
     def predictions_from_columns(self, ids: list[str], cols: dict[str, list], *, path) -> dict[str, Any]:
         ranks = sorted((c for c in cols if c.startswith("rank:")), key=lambda c: int(c.split(":")[1]))
         if not ranks:
             raise DataError("retrieval predictions need rank:1..k columns (gallery ids)", path=path)
         return {i: [str(cols[c][k]) for c in ranks] for k, i in enumerate(ids)}
+
+
+def _none(v):
+    return None if v is None or v != v else float(v)
 
 
 def _counts(values) -> dict[str, int]:

@@ -9,6 +9,24 @@ from typing import Callable
 
 import numpy as np
 
+#: above this share of undefined replicates an interval is not reported (NaN bounds)
+UNRELIABLE = 0.10
+
+
+class CI(tuple):
+    """A (low, high) percentile interval that also carries the share of undefined replicates."""
+
+    undefined: float
+
+    def __new__(cls, low: float, high: float, undefined: float = 0.0) -> "CI":
+        out = super().__new__(cls, (low, high))
+        out.undefined = undefined
+        return out
+
+    @property
+    def unreliable(self) -> bool:
+        return self.undefined > UNRELIABLE
+
 
 def unit_index(units: list[str] | np.ndarray) -> list[np.ndarray]:
     """Row indices of each unit, in order of first appearance."""
@@ -22,14 +40,15 @@ def bootstrap_ci(metric: Callable[[np.ndarray], float | dict[str, float]], n_row
                  units: list[str] | np.ndarray | None, *, n_boot: int = 1000, seed: int = 0,
                  alpha: float = 0.05,
                  batch_metric: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
-                 ) -> dict[str, tuple[float, float]]:
+                 ) -> dict[str, CI]:
     """Percentile CI of every value ``metric(rows)`` returns, resampling ``units``.
 
     ``metric`` takes an index array of rows; it returns a float or a dict of named floats.
     ``batch_metric``, when given, scores many replicates at once from row weights [B, N] (a row
     weighs the number of times its unit was drawn; :mod:`xrbench.metrics.weighted`) and returns
-    name -> [B] values: the same resamples, vectorised. Replicates where a value is undefined
-    (NaN, e.g. a resample with one class) are skipped.
+    name -> [B] values: the same resamples, vectorised. Each value's :class:`CI` is taken over
+    the replicates where it is defined, and is (NaN, NaN) when more than :data:`UNRELIABLE` of
+    them are not (or fewer than 10 are defined).
     """
     groups = unit_index(units if units is not None else np.arange(n_rows))
     g = len(groups)
@@ -54,9 +73,10 @@ def bootstrap_ci(metric: Callable[[np.ndarray], float | dict[str, float]], n_row
     out = {}
     for k, vals in reps.items():
         arr = np.asarray(vals, dtype=np.float64)
+        undefined = float(np.isnan(arr).mean()) if arr.size else 1.0
         arr = arr[~np.isnan(arr)]
-        if arr.size < max(10, n_boot // 10):
-            out[k] = (float("nan"), float("nan"))
+        if arr.size < 10 or undefined > UNRELIABLE:
+            out[k] = CI(float("nan"), float("nan"), undefined)
         else:
-            out[k] = (float(np.quantile(arr, alpha / 2)), float(np.quantile(arr, 1 - alpha / 2)))
+            out[k] = CI(float(np.quantile(arr, alpha / 2)), float(np.quantile(arr, 1 - alpha / 2)), undefined)
     return out

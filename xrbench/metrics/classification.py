@@ -146,3 +146,91 @@ def choose_threshold(metric: str, y_val: np.ndarray, s_val: np.ndarray) -> float
     vals = [fn(y_val, s_val, threshold=t) for t in cands]
     vals = [-np.inf if v != v else v for v in vals]
     return float(cands[int(np.argmax(vals))])
+
+
+# -- calibration: probabilistic outputs only ---------------------------------------------------
+#: equal-width confidence bins of the expected calibration error (Guo et al. 2017 use 15)
+ECE_BINS = 15
+
+
+def _probabilities(s: np.ndarray) -> bool:
+    """Scores that are probabilities (in [0, 1]); calibration of logits or ranks is undefined."""
+    return s.size > 0 and bool(np.all((s >= 0) & (s <= 1)))
+
+
+def _multiclass_target(y: np.ndarray, s2: np.ndarray) -> bool:
+    """Class ids against a score per class (not one 0/1/NaN column per label)."""
+    return s2.shape[1] > 2 and np.asarray(y).reshape(len(s2), -1).shape[1] == 1
+
+
+def calibration_pairs(y: np.ndarray, s: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(confidence, outcome) per calibration curve: one per label (NaN labels dropped) for binary and
+    multilabel scores, the top label for multiclass (confidence = max probability, outcome = correct)."""
+    s2 = _as_2d(np.asarray(s, dtype=np.float64))
+    if _multiclass_target(y, s2):
+        t = np.asarray(y).reshape(-1).astype(int)
+        return [(s2.max(1), (s2.argmax(1) == t).astype(np.float64))]
+    y2 = _as_2d(np.asarray(y, dtype=np.float64))
+    if s2.shape[1] == 2 and y2.shape[1] == 1:
+        s2 = s2[:, 1:]
+    out = []
+    for k in range(y2.shape[1]):
+        keep = ~np.isnan(y2[:, k])
+        out.append((s2[keep, k], (y2[keep, k] > 0.5).astype(np.float64)))
+    return out
+
+
+def ece_bins(conf: np.ndarray) -> np.ndarray:
+    """Bin of each confidence: [0, 1/15), ..., [14/15, 1] (1.0 falls in the last bin)."""
+    return np.minimum((np.asarray(conf) * ECE_BINS).astype(int), ECE_BINS - 1)
+
+
+def _ece_one(conf: np.ndarray, outcome: np.ndarray) -> float:
+    if conf.size == 0:
+        return float("nan")
+    b = ece_bins(conf)
+    gap = np.bincount(b, outcome - conf, minlength=ECE_BINS)  # sum of (outcome - confidence) per bin
+    return float(np.abs(gap).sum() / conf.size)
+
+
+@METRICS.register("ece")
+def ece(y: np.ndarray, s: np.ndarray, **_) -> float:
+    """Expected calibration error, 15 equal-width bins: sum over bins of (n_b / N) |accuracy_b -
+    confidence_b|; per label then macro (binary, multilabel), top-label (multiclass). NaN when the
+    scores are not probabilities."""
+    if not _probabilities(np.asarray(s, dtype=np.float64)):
+        return float("nan")
+    vals = [_ece_one(c, o) for c, o in calibration_pairs(y, s)]
+    vals = [v for v in vals if v == v]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+@METRICS.register("brier")
+def brier(y: np.ndarray, s: np.ndarray, **_) -> float:
+    """Brier score: mean (p - y)^2 per label then macro (binary, multilabel); multiclass: mean over
+    samples of sum_k (p_k - [y = k])^2. NaN when the scores are not probabilities."""
+    s2 = _as_2d(np.asarray(s, dtype=np.float64))
+    if not _probabilities(s2):
+        return float("nan")
+    if _multiclass_target(y, s2):
+        onehot = np.eye(s2.shape[1])[np.asarray(y).reshape(-1).astype(int)]
+        return float(((s2 - onehot) ** 2).sum(1).mean())
+    vals = [float(((p - o) ** 2).mean()) for p, o in calibration_pairs(y, s) if p.size]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def reliability(y: np.ndarray, s: np.ndarray) -> dict | None:
+    """The reliability diagram of pooled (confidence, outcome) pairs: per bin the mean confidence,
+    the observed frequency and the count; None when the scores are not probabilities."""
+    if not _probabilities(np.asarray(s, dtype=np.float64)):
+        return None
+    pairs = calibration_pairs(y, s)
+    conf = np.concatenate([c for c, _ in pairs])
+    out = np.concatenate([o for _, o in pairs])
+    b = ece_bins(conf)
+    n = np.bincount(b, minlength=ECE_BINS)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mc = np.bincount(b, conf, minlength=ECE_BINS) / n
+        fo = np.bincount(b, out, minlength=ECE_BINS) / n
+    return {"bins": ECE_BINS, "confidence": [None if v != v else round(float(v), 6) for v in mc],
+            "frequency": [None if v != v else round(float(v), 6) for v in fo], "count": n.tolist()}

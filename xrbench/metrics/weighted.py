@@ -154,6 +154,65 @@ def f1_macro_w(y, s, w, **_) -> np.ndarray:
         return np.where(n > 0, (f1 * present).sum(1) / n, np.nan)
 
 
+# -- calibration ----------------------------------------------------------------------------------
+def _calibration_w(y, s, w):
+    """(per-curve (confidence, outcome, weights)) or None when the scores are not probabilities."""
+    from xrbench.metrics.classification import _multiclass_target, _probabilities
+
+    s = np.asarray(s, dtype=np.float64)
+    if not _probabilities(s):
+        return None
+    s2 = _2d(s)
+    if _multiclass_target(y, s2):
+        t = np.asarray(y).reshape(-1).astype(int)
+        return [(s2.max(1), (s2.argmax(1) == t).astype(np.float64), w)]
+    y2 = _2d(np.asarray(y, dtype=np.float64))
+    if s2.shape[1] == 2 and y2.shape[1] == 1:
+        s2 = s2[:, 1:]
+    out = []
+    for k in range(y2.shape[1]):
+        keep = ~np.isnan(y2[:, k])
+        out.append((s2[keep, k], (y2[keep, k] > 0.5).astype(np.float64), w[:, keep]))
+    return out
+
+
+def ece_w(y, s, w, **_) -> np.ndarray:
+    from xrbench.metrics.classification import ECE_BINS, ece_bins
+
+    curves = _calibration_w(y, s, w)
+    if curves is None:
+        return np.full(w.shape[0], np.nan)
+    vals = []
+    for conf, outcome, wk in curves:
+        onehot = np.zeros((conf.size, ECE_BINS))
+        onehot[np.arange(conf.size), ece_bins(conf)] = 1.0
+        gap = wk @ (onehot * (outcome - conf)[:, None])  # [B, bins]
+        tot = wk.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vals.append(np.where(tot > 0, np.abs(gap).sum(1) / tot, np.nan))
+    return _nanmean_rows(np.stack(vals))
+
+
+def brier_w(y, s, w, **_) -> np.ndarray:
+    from xrbench.metrics.classification import _multiclass_target
+
+    curves = _calibration_w(y, s, w)
+    if curves is None:
+        return np.full(w.shape[0], np.nan)
+    s2 = _2d(np.asarray(s, dtype=np.float64))
+    tot = w.sum(1)
+    if _multiclass_target(y, s2):
+        onehot = np.eye(s2.shape[1])[np.asarray(y).reshape(-1).astype(int)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(tot > 0, w @ ((s2 - onehot) ** 2).sum(1) / tot, np.nan)
+    vals = []
+    for p, o, wk in curves:
+        t = wk.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vals.append(np.where(t > 0, wk @ (p - o) ** 2 / t, np.nan))
+    return _nanmean_rows(np.stack(vals))
+
+
 # -- regression -----------------------------------------------------------------------------------
 def _flat(y, s):
     return np.asarray(y, dtype=np.float64).reshape(-1), np.asarray(s, dtype=np.float64).reshape(-1)
@@ -210,7 +269,7 @@ def _retrieval(kind: str, k: int):
 
 _WEIGHTED = {"auroc_macro": auroc_macro_w, "auroc": auroc_binary_w, "auroc_per_label": auroc_per_label_w,
              "cohen_kappa": cohen_kappa_w, "qwk": qwk_w, "accuracy": accuracy_w, "f1": f1_w,
-             "f1_macro": f1_macro_w, "mae": mae_w, "rmse": rmse_w, "r2": r2_w}
+             "f1_macro": f1_macro_w, "ece": ece_w, "brier": brier_w, "mae": mae_w, "rmse": rmse_w, "r2": r2_w}
 for _k in (1, 5, 10, 20):
     for _kind in ("map", "precision", "recall"):
         _WEIGHTED[f"{_kind}@{_k}"] = _retrieval(_kind, _k)

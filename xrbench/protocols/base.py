@@ -21,6 +21,7 @@ class ProbeResult:
     hparams: dict = field(default_factory=dict)
     val_score: float = float("nan")
     val_scores: np.ndarray | None = None  # [N_val, K] from the chosen model (for thresholds)
+    warnings: list[str] = field(default_factory=list)  # e.g. a selected value at the edge of its grid
 
 
 #: a selection criterion on val: (y_val, scores_val) -> value, higher is better

@@ -1,10 +1,23 @@
-"""kNN on cosine similarity with temperature-weighted votes (DINO-style); k and T chosen on val."""
+"""kNN on cosine similarity with temperature-weighted votes (DINO-style); k and T chosen on val.
+
+Ties, as they behave:
+
+- neighbours: the k most similar training images come from ``torch.topk``, which makes no promise
+  about which of several equally similar images it returns at the k-th place (on the CPU it is
+  neither the lowest index nor stable across sizes: all-equal similarities over 20 items give
+  indices 12, 14, 13, 15, 11). Tied neighbours weigh the same, ``exp(sim / T)``, so a tie changes
+  a score only when the tied images straddle the k-th place and carry different labels; with
+  continuous features exact ties come only from duplicated images.
+- selection: among (k, T) candidates with equal val scores the first in order wins: the smallest
+  k, then the first temperature listed (:func:`xrbench.protocols.base.pick_best`).
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from xrbench.protocols.base import ProbeResult, Selector, Split, l2_normalise, pick_best
+from xrbench.protocols.linear import grid_edge
 from xrbench.registry import PROTOCOLS
 
 
@@ -52,4 +65,6 @@ class KNN:
         xa = np.concatenate([train.x, val.x])
         ya = np.concatenate([np.asarray(train.y), np.asarray(val.y)])
         scores = knn_scores(xa, ya, test_x, k=hp["k"], t=hp["temperature"], **kw)
-        return ProbeResult(scores, hp, v, val_scores)
+        tried = tuple(k for k in self.ks if k <= len(train.x) or k == self.ks[0])
+        warns = grid_edge("k", hp["k"], tried) + grid_edge("temperature", hp["temperature"], self.ts)
+        return ProbeResult(scores, hp, v, val_scores, warns)

@@ -22,6 +22,12 @@ class Cell:
     n_seeds: int
     rank: int | None = None
     best: bool = False
+    warnings: list[str] = field(default_factory=list)
+    leaked: str = "unknown"  # yes / no / unknown (no pretraining manifest)
+    ece: float = math.nan
+    brier: float = math.nan
+    gap: float = math.nan  # largest subgroup gap of the primary metric
+    gap_attribute: str = ""
 
 
 @dataclass
@@ -93,7 +99,10 @@ def build(rows: list[dict[str, str]]) -> Board:
         s = series.setdefault(key, Series(*key))
         n = num(r.get("n_seeds"))
         n_seeds = int(n) if n == n else len((r.get("seed") or "0").split(";"))
-        s.cells[t] = Cell(num(r["value"]), num(r["ci_low"]), num(r["ci_high"]), num(r.get("sd")), n_seeds)
+        s.cells[t] = Cell(num(r["value"]), num(r["ci_low"]), num(r["ci_high"]), num(r.get("sd")), n_seeds,
+                          warnings=[w.strip() for w in (r.get("warnings") or "").split("; ") if w.strip()],
+                          leaked=r.get("leaked") or "unknown", ece=num(r.get("ece")), brier=num(r.get("brier")),
+                          gap=num(r.get("subgroup_gap")), gap_attribute=r.get("subgroup_gap_attribute") or "")
     for t in tasks.values():
         for lf in {s.label_fraction for s in series.values()}:
             group = [s.cells[t.name] for s in series.values() if s.label_fraction == lf and t.name in s.cells]
@@ -125,6 +134,16 @@ def show_rank(v: float) -> str:
 
 def show_ci(c: Cell) -> str:
     return "" if c.ci_low != c.ci_low or c.ci_high != c.ci_high else f"[{show(c.ci_low)}, {show(c.ci_high)}]"
+
+
+def filter_leaked(rows: list[dict[str, str]], policy: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(rows kept, rows left out): ``refuse`` leaves out rows whose test split overlaps the
+    encoder's pretraining manifest; ``mark`` keeps them (the pages mark them)."""
+    if policy not in ("mark", "refuse"):
+        raise ValueError(f"leaked policy must be 'mark' or 'refuse', not {policy!r}")
+    if policy == "mark":
+        return rows, []
+    return [r for r in rows if r.get("leaked") != "yes"], [r for r in rows if r.get("leaked") == "yes"]
 
 
 def arrow(direction: str) -> str:

@@ -108,3 +108,37 @@ def charts_html(board: Board) -> str:
                      f'{escape(label(s))}</li>' for i, s in enumerate(board.series))
     svgs = "".join(panel_svg(p, board.series) for p in panels(board))
     return f'<div class="charts">{svgs}</div><ul class="legend">{legend}</ul>'
+
+
+def reliability_svg(task: str, curves: list[tuple[int, dict]], series: list[Series], size: int = 220) -> str:
+    """A reliability diagram: observed frequency against mean confidence per bin (bins with
+    samples), one polyline per leaderboard row in its legend colour; the diagonal is calibrated."""
+    pad, top = 34, 30
+    side = size - pad - 10
+
+    def xy(c: float, f: float) -> str:
+        return f"{pad + side * c:.1f},{top + side * (1 - f):.1f}"
+
+    parts = [f'<svg class="chart reliability" xmlns="http://www.w3.org/2000/svg" width="{size}" '
+             f'height="{top + side + 22}" role="img" aria-label="reliability {escape(task)}">',
+             f'<text x="4" y="14" class="ptitle">{escape(task)}</text>',
+             f'<text x="4" y="26" class="psub">observed frequency vs confidence</text>',
+             f'<rect x="{pad}" y="{top}" width="{side}" height="{side}" fill="none" class="grid"/>',
+             f'<path d="M{xy(0, 0)}L{xy(1, 1)}" class="grid" stroke-dasharray="4 3"/>']
+    for v in (0.0, 0.5, 1.0):
+        parts.append(f'<text x="{pad - 4}" y="{top + side * (1 - v) + 3:.1f}" class="tick">{v:g}</text>'
+                     f'<text x="{pad + side * v:.1f}" y="{top + side + 14}" class="tick" '
+                     f'style="text-anchor:middle">{v:g}</text>')
+    for i, curve in curves:
+        pts = [(c, f) for c, f, n in zip(curve["confidence"], curve["frequency"], curve["count"])
+               if n and c is not None and f is not None]
+        if not pts:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        tip = f"{label(series[i])}: {sum(curve['count'])} predictions in {len(pts)} non-empty bins"
+        parts.append(f'<polyline class="rel" fill="none" stroke="{colour}" stroke-width="1.6" '
+                     f'points="{" ".join(xy(c, f) for c, f in pts)}"><title>{escape(tip)}</title></polyline>')
+        parts += [f'<circle cx="{xy(c, f).split(",")[0]}" cy="{xy(c, f).split(",")[1]}" r="2" fill="{colour}"/>'
+                  for c, f in pts]
+    parts.append("</svg>")
+    return "".join(parts)

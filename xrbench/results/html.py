@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from xrbench.results.board import Board, Cell, arrow, build, show, show_ci, show_rank
-from xrbench.results.chart import charts_html
+from xrbench.results.chart import PALETTE, charts_html, label, reliability_svg
 from xrbench.results.leaderboard import COLUMNS, num
 from xrbench.results.markdown import RANK_RULE
 
@@ -38,6 +38,13 @@ svg.chart .grid{stroke:#e3e6ec}svg.chart .ci{stroke:#1d2330;stroke-width:1.2;fil
 .legend{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:6px 18px}
 .swatch{display:inline-block;width:12px;height:12px;margin-right:6px;vertical-align:-1px;border-radius:2px}
 code{background:#f3f5f9;padding:0 3px;border-radius:3px}
+.scroll{border:1px solid #e3e6ec}
+table.board th:first-child,table.board td:first-child{position:sticky;left:0;z-index:2;background:#fff;
+box-shadow:1px 0 0 #e3e6ec}table.board th:first-child{z-index:3;background:#f3f5f9}
+table.board th{white-space:normal;min-width:6em;max-width:11em}
+.wn{display:inline-block;font-size:11px;color:#8a5a00;background:#fff4d6;border-radius:3px;padding:0 3px;cursor:help}
+.leak{display:inline-block;font-size:11px;color:#fff;background:#b3261e;border-radius:3px;padding:0 3px}
+td.warnings{white-space:normal;max-width:48em;font-size:12px}
 """
 
 JS = r"""
@@ -120,27 +127,111 @@ def _metric_cell(c: Cell | None) -> str:
     v = f"<strong>{v}</strong>" if c.best else v
     ci = show_ci(c)
     inner = v + (f'<span class="ci">{escape(ci)}</span>' if ci else "") + \
-        (f'<span class="rk">rank {c.rank}</span>' if c.rank is not None else "")
+        (f'<span class="rk">rank {c.rank}</span>' if c.rank is not None else "") + _marks(c)
     return _td(inner, c.value, "num best" if c.best else "num")
 
 
-def leaderboard_table(board: Board) -> str:
+def _marks(c: Cell) -> str:
+    out = '<span class="leak" title="test images are in the pretraining manifest">leaked</span>' \
+        if c.leaked == "yes" else ""
+    if c.warnings:
+        out += f'<span class="wn" title="{escape(chr(10).join(c.warnings))}">⚠ {len(c.warnings)}</span>'
+    return out
+
+
+def leaderboard_table(board: Board, tasks=None, table_id: str = "leaderboard") -> str:
+    """Model rows x task columns; the model column stays in view while the table scrolls sideways."""
+    tasks = board.tasks if tasks is None else tasks
     head = [_th("model", "model", num_type=False), _th("weights", "weights", num_type=False),
             _th("label_fraction", "label fraction", num_type=True, better="higher"),
             _th("mean_rank", "mean rank", num_type=True, tip=RANK_RULE),
             _th("n_tasks", "tasks", num_type=True, better="higher")]
     head += [_th(f"task:{t.name}", t.name, num_type=True, better=t.direction,
-                 sub=f"{t.metric} {arrow(t.direction)}", tip=f"{t.family}; {t.data}") for t in board.tasks]
+                 sub=f"{t.metric} {arrow(t.direction)}", tip=f"{t.family}; {t.data}") for t in tasks]
     body = []
     for s in board.series:
-        n = sum(1 for c in s.cells.values() if c.rank is not None)
+        if not any(t.name in s.cells for t in tasks):
+            continue
+        n = sum(1 for t in tasks if (c := s.cells.get(t.name)) is not None and c.rank is not None)
         tds = [_td(escape(s.model)), _td(escape(s.weights)),
                _td(escape(s.label_fraction), num(s.label_fraction), "num"),
                _td(show_rank(s.mean_rank) or "–", s.mean_rank, "num"), _td(str(n), float(n), "num")]
-        tds += [_metric_cell(s.cells.get(t.name)) for t in board.tasks]
+        tds += [_metric_cell(s.cells.get(t.name)) for t in tasks]
         body.append("<tr>" + "".join(tds) + "</tr>")
-    return (f'<div class="scroll"><table id="leaderboard" class="sortable"><thead><tr>{"".join(head)}'
+    return (f'<div class="scroll"><table id="{escape(table_id)}" class="sortable board"><thead><tr>{"".join(head)}'
             f'</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+def family_tables(board: Board) -> str:
+    """One leaderboard per task family (its tasks only), so a family reads without scrolling."""
+    fams: dict[str, list] = {}
+    for t in board.tasks:
+        fams.setdefault(t.family, []).append(t)
+    return "".join(f'<h3>{escape(f)}</h3>' + leaderboard_table(board, ts, f"family-{f}")
+                   for f, ts in sorted(fams.items()))
+
+
+def trust_table(board: Board) -> str:
+    """Calibration, the largest subgroup gap, the pretraining-leak status and the warnings of each result."""
+    head = [_th("task", "task", num_type=False), _th("model", "model", num_type=False),
+            _th("weights", "weights", num_type=False), _th("ece", "ECE", num_type=True, better="lower"),
+            _th("brier", "Brier", num_type=True, better="lower"),
+            _th("gap", "largest subgroup gap", num_type=True, better="lower"),
+            _th("leaked", "leaked", num_type=False), _th("warnings", "warnings", num_type=False)]
+    body = []
+    for t in board.tasks:
+        for s in board.series:
+            c = s.cells.get(t.name)
+            if c is None:
+                continue
+            gap = f"{escape(show(c.gap))} <small>({escape(c.gap_attribute)})</small>" if c.gap == c.gap else "–"
+            body.append("<tr>" + _td(escape(t.name)) + _td(escape(s.model)) + _td(escape(s.weights))
+                        + _td(escape(show(c.ece)) or "–", c.ece, "num") + _td(escape(show(c.brier)) or "–", c.brier, "num")
+                        + _td(gap, c.gap, "num") + _td(escape(c.leaked)) +
+                        _td("<br>".join(escape(w) for w in c.warnings) or "–", str(len(c.warnings)), "warnings")
+                        + "</tr>")
+    return (f'<div class="scroll"><table id="trust" class="sortable"><thead><tr>{"".join(head)}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def subgroup_table(board: Board, records) -> str:
+    """The primary metric per subgroup (first seed of each result), with CI and size."""
+    head = [_th(k, k, num_type=k in ("value", "n")) for k in ("task", "model", "attribute", "group", "value", "n")]
+    body = []
+    for r in sorted(records, key=lambda r: (r.task, r.model, r.weights, r.seed)):
+        if r.seed != min(x.seed for x in records if (x.task, x.model, x.weights) == (r.task, r.model, r.weights)):
+            continue
+        gap = r.subgroups.get("max_gap") or {}
+        for attr, groups in r.subgroups.items():
+            if attr == "max_gap":
+                continue
+            for g, v in groups.items():
+                val = v.get("value")
+                val = float("nan") if val is None else float(val)
+                lo, hi = v.get("ci_low"), v.get("ci_high")
+                ci = f'<span class="ci">[{show(lo)}, {show(hi)}]</span>' if lo is not None and hi is not None else ""
+                mark = " <small>(largest gap)</small>" if attr == gap.get("attribute") and g in gap.get("groups", []) else ""
+                body.append("<tr>" + _td(escape(r.task)) + _td(escape(r.model)) + _td(escape(attr))
+                            + _td(escape(g) + mark) + _td(escape(show(val)) + ci, val, "num")
+                            + _td(str(v.get("n", "")), float(v.get("n") or 0), "num") + "</tr>")
+    if not body:
+        return '<p class="note">No subgroup metadata in these results.</p>'
+    return (f'<div class="scroll"><table id="subgroups" class="sortable"><thead><tr>{"".join(head)}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def reliability_html(board: Board, records) -> str:
+    """One reliability diagram per task: a curve per leaderboard row (first seed), diagonal = calibrated."""
+    index = {(s.model, s.weights, s.label_fraction): i for i, s in enumerate(board.series)}
+    by_task: dict[str, list] = {}
+    for r in sorted(records, key=lambda r: r.seed, reverse=True):
+        key = (r.model, r.weights, f"{float(r.label_fraction):.6g}")
+        if r.reliability and key in index:
+            by_task.setdefault(r.task, {})[index[key]] = r.reliability
+    if not by_task:
+        return '<p class="note">No probabilistic outputs in these results.</p>'
+    return '<div class="charts">' + "".join(
+        reliability_svg(task, sorted(curves.items()), board.series) for task, curves in sorted(by_task.items())) + "</div>"
 
 
 def results_table(board: Board) -> str:
@@ -161,7 +252,7 @@ def results_table(board: Board) -> str:
             f'</thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
-def board_html(board: Board, title: str) -> str:
+def board_html(board: Board, title: str, records=None) -> str:
     from xrbench import __version__
 
     warn = ('<p class="warn">Numbers on <b>synthetic demo data</b> (phantoms in the official layouts): '
@@ -182,6 +273,15 @@ Click a column header to sort; the order is kept in the address (<code>#sort=mea
 <p class="note">Mean primary metric over each family's tasks, whiskers: mean CI bounds.
 Each family has its own axis.</p>
 {charts_html(board)}
+{family_tables(board)}
+<h2>Calibration, subgroups, leaks and warnings</h2>
+<p class="note">ECE: expected calibration error over 15 equal-width confidence bins (per label then macro;
+top label for multiclass); Brier score; largest gap of the primary metric between two groups of one
+attribute (sex, age band, view, body part). <span class="leak">leaked</span>: test images are listed in the
+encoder's pretraining manifest. <span class="wn">⚠ n</span>: n warnings (hover for them).</p>
+{trust_table(board)}
+{"" if records is None else "<h3>Subgroups</h3>" + subgroup_table(board, records)}
+{"" if records is None else "<h3>Reliability diagrams</h3>" + reliability_html(board, records)}
 <h2>All results with provenance</h2>
 {results_table(board)}
 <p class="note">Generated by xrbench {escape(__version__)} on {when}. Columns: docs/results.md.</p>
@@ -190,5 +290,7 @@ Each family has its own axis.</p>
 """
 
 
-def leaderboard_html(rows: list[dict[str, str]], title: str = "xrbench leaderboard") -> str:
-    return board_html(build(rows), title)
+def leaderboard_html(rows: list[dict[str, str]], title: str = "xrbench leaderboard", records=None) -> str:
+    """The page of canonical rows; ``records`` (the rows' result records, when read from records)
+    add the per-group subgroup table and the reliability diagrams."""
+    return board_html(build(rows), title, records)

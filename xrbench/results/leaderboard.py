@@ -28,7 +28,9 @@ COLUMNS = ["task", "task_version", "model", "weights", "metric", "direction", "v
            "ci_high", "n_train", "n_val", "n_test", "seed", "label_fraction", "data",
            "xrbench_version", "git_sha", "dataset_hash", "config_hash", "device", "seconds",
            # appended in schema 2 (xrbench leaderboard / compare)
-           "family", "dataset", "weights_sha256", "n_seeds", "sd", "torch", "cuda"]
+           "family", "dataset", "weights_sha256", "n_seeds", "sd", "torch", "cuda",
+           # appended in schema 3 (docs/results.md, "Numbers people can trust")
+           "warnings", "leaked", "ece", "brier", "subgroup_gap", "subgroup_gap_attribute"]
 KEY = ("model", "weights", "task", "label_fraction")
 #: the columns of the first release: every leaderboard xrbench ever wrote starts with them
 FIRST_RELEASE = 21
@@ -103,7 +105,60 @@ def row_of(records: list[ResultRecord]) -> dict[str, str]:
         "n_seeds": str(len(recs)), "sd": fmt(_sd([r.primary.value for r in recs])),
         "torch": _per_seed([p.get("torch") for p in prov]),
         "cuda": _per_seed([p.get("cuda") for p in prov]),
+        "warnings": "; ".join(dict.fromkeys(w for r in recs for w in r.warnings)),
+        "leaked": _leaked(recs),
+        "ece": fmt(_mean([_metric(r, "ece") for r in recs])),
+        "brier": fmt(_mean([_metric(r, "brier") for r in recs])),
+        "subgroup_gap": fmt(_mean([_nan((r.subgroups.get("max_gap") or {}).get("value")) for r in recs])),
+        "subgroup_gap_attribute": _per_seed([(r.subgroups.get("max_gap") or {}).get("attribute") for r in recs]),
     }
+
+
+def _metric(r: ResultRecord, name: str) -> float:
+    m = r.metrics.get(name)
+    return math.nan if m is None else _nan(m.value)
+
+
+def _leaked(recs: list[ResultRecord]) -> str:
+    """'yes' when any seed's test split overlaps the pretraining manifest, 'no' when checked and
+    clean, 'unknown' without a manifest."""
+    status = {(r.pretraining_overlap or {}).get("status", "unknown") for r in recs}
+    return "yes" if "overlap" in status else "unknown" if "unknown" in status else "no"
+
+
+#: the subgroup file written beside a leaderboard CSV: one row per (result, attribute, group)
+SUBGROUP_COLUMNS = ["task", "model", "weights", "label_fraction", "seed", "metric", "attribute", "group",
+                    "value", "ci_low", "ci_high", "n"]
+
+
+def subgroup_rows(records: list[ResultRecord]) -> list[dict[str, str]]:
+    out = []
+    for r in records:
+        for attr, groups in r.subgroups.items():
+            if attr == "max_gap":
+                continue
+            for g, v in groups.items():
+                out.append({"task": r.task, "model": r.model, "weights": r.weights,
+                            "label_fraction": fmt(float(r.label_fraction)), "seed": str(r.seed),
+                            "metric": r.primary_metric, "attribute": attr, "group": g,
+                            "value": fmt(_nan(v.get("value"))), "ci_low": fmt(_nan(v.get("ci_low"))),
+                            "ci_high": fmt(_nan(v.get("ci_high"))), "n": fmt(v.get("n"))})
+    return out
+
+
+def subgroups_path(path: Path) -> Path:
+    """``subgroups.csv`` beside ``leaderboard.csv`` (``<stem>.subgroups.csv`` beside another name)."""
+    return path.with_name("subgroups.csv" if path.name == "leaderboard.csv" else f"{path.stem}.subgroups.csv")
+
+
+def subgroups_csv(rows: list[dict[str, str]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SUBGROUP_COLUMNS, extrasaction="ignore", restval="", lineterminator="\n")
+    w.writeheader()
+    for r in sorted(rows, key=lambda r: (r["task"], r["model"], r["weights"], num(r["label_fraction"]),
+                                         r["seed"], r["attribute"], r["group"])):
+        w.writerow(r)
+    return buf.getvalue()
 
 
 def _nan(v: float | None) -> float:
@@ -240,5 +295,12 @@ def update(path: Path, records: list[ResultRecord]) -> Path:
         rows = {key_of(r): r for r in read_rows(path)}
         for r in rows_of(records):
             rows[key_of(r)] = r
+        # the subgroup rows of the replaced results are replaced too, under the same lock
+        sub_path = subgroups_path(path)
+        new = {tuple(r[k] for k in KEY) for r in subgroup_rows(records)} | \
+            {(rec.model, rec.weights, rec.task, fmt(float(rec.label_fraction))) for rec in records}
+        subs = [r for r in read_rows(sub_path) if tuple(r.get(k, "") for k in KEY) not in new]
         write_rows(path, list(rows.values()))
+        if subs or subgroup_rows(records) or sub_path.exists():
+            atomic_write_text(sub_path, subgroups_csv(subs + subgroup_rows(records)))
     return path

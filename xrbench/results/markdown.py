@@ -20,7 +20,33 @@ def cell_text(c: Cell | None) -> str:
         v += f" ± {show(c.sd)}"
     v = f"**{v}**" if c.best else v
     ci = show_ci(c)
-    return f"{v} {ci}" if ci else v
+    v = f"{v} {ci}" if ci else v
+    if c.leaked == "yes":
+        v += " ⛔ leaked"
+    return v + (f" ⚠{len(c.warnings)}" if c.warnings else "")
+
+
+def trust_sections(board: Board) -> list[str]:
+    """Calibration, subgroup gaps and warnings of every result that has them."""
+    out: list[str] = []
+    cal = [[t.name, s.model, s.weights, show(c.ece) or "–", show(c.brier) or "–",
+            (f"{show(c.gap)} ({c.gap_attribute})" if c.gap == c.gap else "–")]
+           for t in board.tasks for s in board.series if (c := s.cells.get(t.name)) is not None
+           and (c.ece == c.ece or c.gap == c.gap)]
+    if cal:
+        out += ["", "## Calibration and subgroups", "",
+                "ECE: expected calibration error (15 equal-width bins); Brier score; largest gap of the "
+                "primary metric between two groups of one attribute (sex, age band, view, body part; "
+                "per-group values with CIs in the subgroups CSV).", ""]
+        out += _table(["task", "model", "weights", "ECE ↓", "Brier ↓", "largest subgroup gap"], cal)
+    warn = [[t.name, s.model, s.weights, ("leaked; " if c.leaked == "yes" else "") + "; ".join(c.warnings)]
+            for t in board.tasks for s in board.series if (c := s.cells.get(t.name)) is not None
+            and (c.warnings or c.leaked == "yes")]
+    if warn:
+        out += ["", "## Warnings", "", "⚠n: a result with n warnings; ⛔ leaked: test images are in the "
+                "encoder's pretraining manifest.", ""]
+        out += _table(["task", "model", "weights", "warnings"], warn)
+    return out
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -44,7 +70,7 @@ def board_markdown(board: Board, title: str) -> str:
     body = [[str(i), s.model, s.weights, s.label_fraction, show_rank(s.mean_rank) or "–"]
             + [cell_text(s.cells.get(t.name)) for t in board.tasks]
             for i, s in enumerate(board.series, start=1)]
-    out += _table(header, body) + ["", "## Tasks", ""]
+    out += _table(header, body) + trust_sections(board) + ["", "## Tasks", ""]
     by_task = {t.name: [r for r in board.rows if r["task"] == t.name] for t in board.tasks}
     out += _table(["task", "family", "version", "metric", "data", "dataset hash", "config hash", "n test"],
                   [[t.name, t.family, _joined(by_task[t.name], "task_version"), t.metric, t.data,

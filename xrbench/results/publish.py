@@ -76,7 +76,7 @@ def publish(args: argparse.Namespace) -> list[Path]:
     """Run, merge, write; returns the files written."""
     from xrbench.commands.run import default_device
     from xrbench.results import export
-    from xrbench.results.merge import merge
+    from xrbench.results.merge import load
     from xrbench.runner import RunConfig, Runner
     from xrbench.tasks.catalog import TaskCatalog
 
@@ -96,11 +96,12 @@ def publish(args: argparse.Namespace) -> list[Path]:
     (staging / "leaderboard.csv").unlink(missing_ok=True)  # the run's own CSV; the merged one is published
     shutil.rmtree(records, ignore_errors=True)
     staging.rename(records)
-    rows = merge([records])
+    entries = load([records])
+    rows, recs = [e.row for e in entries], [r for e in entries for r in e.records]
     written = []
     for suffix in (".csv", ".md", ".html"):
         path = args.out / f"{args.name}{suffix}"
-        export.write(rows, path, args.title)
+        export.write(rows, path, args.title, recs)
         written.append(path)
     if args.screenshot:
         from xrbench.results.browser import find_chromium, screenshot

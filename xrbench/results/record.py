@@ -43,6 +43,15 @@ class ResultRecord:
     timings: dict
     predictions: str | None = None
     schema_version: int = SCHEMA_VERSION
+    # added after the first schema; records written before load with these defaults
+    #: what makes the number less trustworthy, ``code: detail`` (docs/results.md, "Warnings")
+    warnings: list[str] = field(default_factory=list)
+    #: primary metric per subgroup: {attribute: {group: {value, ci_low, ci_high, n}}, "max_gap": {...}}
+    subgroups: dict = field(default_factory=dict)
+    #: reliability diagram of probabilistic outputs: {bins, confidence, frequency, count}
+    reliability: dict | None = None
+    #: overlap of the encoder's pretraining manifest with the test split (xrbench.results.leak)
+    pretraining_overlap: dict = field(default_factory=lambda: {"status": "unknown", "n": None, "ids": []})
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property

@@ -26,4 +26,8 @@ def summary_table(records: list[ResultRecord]) -> str:
         lines.append(f"{task:24s} {model[:27]:27s} {first.primary_metric[:12]:12s} {value:>13s}  "
                      f"[{_num(p.ci_low)}, {_num(p.ci_high)}] {first.n.get('test_scored', first.n['test']):>6d} {lf:>5g} "
                      f"{first.data:14s} {first.weights}")
+        if (first.pretraining_overlap or {}).get("status") == "overlap":
+            lines.append(f"{'':24s} ! leaked: {first.pretraining_overlap['n']} test image(s) are in the "
+                         f"pretraining manifest")
+        lines += [f"{'':24s} ! {w}" for w in dict.fromkeys(w for r in recs for w in r.warnings)]
     return "\n".join(lines)
