@@ -23,3 +23,15 @@ def test_duplicate_registration_is_an_error():
         reg.add("a", 2)
     reg.add("a", 3, overwrite=True)
     assert reg.get("a") == 3
+
+
+def test_every_family_of_the_schema_has_a_module_that_registers_it():
+    import typing
+
+    from xrbench.families import FAMILY_MODULES, family_class
+    from xrbench.tasks.schema import TaskSpec
+
+    names = typing.get_args(TaskSpec.model_fields["family"].annotation)
+    assert set(names) == set(FAMILY_MODULES)
+    for name in names:
+        assert family_class(name).__module__ == f"xrbench.families.{FAMILY_MODULES[name]}"

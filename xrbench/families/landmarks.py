@@ -131,14 +131,7 @@ class Landmarks(TaskFamily):
     # -- head ---------------------------------------------------------------------------------
     def fit_predict(self, train: SplitData, val: SplitData, test: SplitData, *, seed: int,
                     device: str) -> HeadOutput:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._fit_predict(train, val, test, seed)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _fit_predict(self, train: SplitData, val: SplitData, test: SplitData, seed: int) -> HeadOutput:
+        # one intra-op thread while it trains: the runner's head_threads (xrbench/runner.py)
         torch.manual_seed(seed)
         n, h, w, dim = train.features.shape
         head = HeatmapHead(dim, self.k)

@@ -40,7 +40,6 @@ empty mask counts as Dice 1, HD95 0), ``*_pos`` over images whose truth is non-e
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 from typing import Any
 
@@ -191,10 +190,7 @@ class Segmentation(TaskFamily):
     # -- head -----------------------------------------------------------------------------------
     def fit_predict(self, train: SplitData, val: SplitData, test: SplitData, *, seed: int,
                     device: str) -> HeadOutput:
-        with _one_thread():
-            return self._fit_predict(train, val, test, seed=seed)
-
-    def _fit_predict(self, train: SplitData, val: SplitData, test: SplitData, *, seed: int) -> HeadOutput:
+        # one intra-op thread while it trains: the runner's head_threads (xrbench/runner.py)
         torch.manual_seed(seed)
         n, gh, gw, dim = train.features.shape
         head = self.head(dim)
@@ -270,18 +266,6 @@ class Segmentation(TaskFamily):
                             f"{pred!r:.80}", path=path, row=line, field="prediction")
         rle_runs(pred["rle"], size[0], size[1], path=path, row=line, field="prediction.rle")
         return pred
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """The head's batches are small: one intra-op thread beats several that spin-wait (measured on
-    2 busy cores: 2.3 s vs 23 s of CPU for the same decoder fit). The caller's setting is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _channel_stats(view) -> tuple[torch.Tensor, torch.Tensor]:
