@@ -84,12 +84,12 @@ def test_second_encoder_decodes_nothing_and_gets_equal_features(tmp_path, monkey
     assert len(decodes) == n and len(feats_c) == 3
     for k, v in feats_c.items():
         np.testing.assert_array_equal(v, feats_b[k])  # bitwise: both paths quantise the same way
-    assert third.metrics == second.metrics
+    assert _same(third.metrics, second.metrics)
 
     # a cached rerun reproduces the cold run's numbers exactly
     again, enc_a, _ = run(0, "enc-a")
     assert enc_a.images_encoded == 0
-    assert again.metrics == first.metrics
+    assert _same(again.metrics, first.metrics)
 
 
 def test_pixel_cache_entry_is_verified_and_quarantined(tmp_path, tiny_encoder):
@@ -160,3 +160,11 @@ def test_cache_command_lists_verifies_by_name_and_prunes(tmp_path, capsys):
         os.utime(f, (0, 0))
     assert main(["cache", "prune", "--older-than", "1", "--home", str(tmp_path)]) == 0
     assert not cache.store.has("k1") and "removed 1 entries" in capsys.readouterr().out
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Metric dicts equal value for value, a missing (NaN) CI equal to a missing one."""
+    as_list = lambda d: {k: [m.value, m.ci_low, m.ci_high] for k, m in d.items()}  # noqa: E731
+    x, y = as_list(a), as_list(b)
+    return x.keys() == y.keys() and all(np.array_equal(x[k], y[k], equal_nan=True) for k in x)
+

@@ -12,6 +12,7 @@ a shard entry, and rank 0 interleaves the shards into the final entry (see
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -220,13 +221,18 @@ class FeatureExtractor:
                     arr, geo, _ = self.store.load(keys[k])
                     out[k] = (arr, geo)
         if missing:
-            t0 = time.perf_counter()
-            self._extract({k: keys[k] for k in missing}, dataset, split, samples, image_manifest, digests)
-            self.seconds += time.perf_counter() - t0
-            self.computed += [f"{dataset}/{split}/{k}" for k in missing]
-            for k in missing:
-                arr, geo, ids = self.store.load(keys[k])
-                out[k] = (arr, geo)
+            lock = self.store.locked([keys[k] for k in missing]) if dist.world() == 1 else contextlib.nullcontext()
+            with lock:  # another process may have built them while this one waited
+                out.update({k: v for k, v in ((k, self._load(keys[k], samples)) for k in missing) if v is not None})
+                missing = [k for k in missing if k not in out]
+                if missing:
+                    t0 = time.perf_counter()
+                    self._extract({k: keys[k] for k in missing}, dataset, split, samples, image_manifest, digests)
+                    self.seconds += time.perf_counter() - t0
+                    self.computed += [f"{dataset}/{split}/{k}" for k in missing]
+                    for k in missing:
+                        arr, geo, ids = self.store.load(keys[k])
+                        out[k] = (arr, geo)
         return {k: out[k] for k in kinds}
 
     def _load(self, key: str, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray] | None:
