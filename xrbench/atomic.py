@@ -1,9 +1,36 @@
-"""Writes that never leave a half-written file: a temporary sibling, then an atomic rename."""
+"""Writes that never leave a half-written file (a temporary sibling, then an atomic rename), and
+the folder lock that serialises processes updating the same files."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` itself, so no lock file lands among the results.
+
+    Without ``fcntl`` (Windows), or where the file system refuses to lock a folder (some NFS
+    set-ups), the block runs unlocked: safe for one process at a time.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _umask_mode(mode: int = 0o666) -> int:

@@ -221,7 +221,7 @@ class FeatureExtractor:
                     arr, geo, _ = self.store.load(keys[k])
                     out[k] = (arr, geo)
         if missing:
-            lock = self.store.locked([keys[k] for k in missing]) if dist.world() == 1 else contextlib.nullcontext()
+            lock = self.store.locked() if dist.world() == 1 else contextlib.nullcontext()
             with lock:  # another process may have built them while this one waited
                 out.update({k: v for k, v in ((k, self._load(keys[k], samples)) for k in missing) if v is not None})
                 missing = [k for k in missing if k not in out]

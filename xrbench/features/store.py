@@ -15,10 +15,8 @@ that fails verification is reported by name, moved aside into ``.quarantine/`` a
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import shutil
 import time
 import warnings
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xrbench.atomic import atomic_write_text, publish_dir
+from xrbench.atomic import atomic_write_text, folder_lock, publish_dir
 
 FORMAT = 2
 #: arrays up to this size are checksummed on every load; larger ones by ``verify(full=True)``
@@ -124,31 +122,10 @@ class FeatureStore:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
             if self.root.is_dir() else []
 
-    @contextlib.contextmanager
-    def locked(self, keys: list[str]):
-        """Exclusive locks on the entries ``keys`` while one process builds them: a second run
-        sharing the store waits, then finds them published, instead of writing the same partial
-        entry. Where the file system cannot lock (no ``fcntl``), building goes unlocked."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            yield
-            return
-        folder = self.root / ".locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        fds = []
-        try:
-            for key in sorted(set(keys)):  # one order for every process: no deadlock
-                fd = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-                fds.append(fd)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except OSError:
-                    pass
-            yield
-        finally:
-            for fd in fds:
-                os.close(fd)
+    def locked(self):
+        """An exclusive lock on the store while one process builds entries: a second run sharing
+        the store waits, then finds them published, instead of writing the same partial entry."""
+        return folder_lock(self.root)
 
     def partial(self, key: str) -> "PartialEntry":
         return PartialEntry(self, key)

@@ -12,16 +12,13 @@ folder keep each other's rows.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import itertools
 import math
-import os
 from pathlib import Path
-from typing import Iterator
 
-from xrbench.atomic import atomic_write_text
+from xrbench.atomic import atomic_write_text, folder_lock
 from xrbench.results.record import ResultRecord
 
 COLUMNS = ["task", "task_version", "model", "weights", "metric", "direction", "value", "ci_low",
@@ -260,37 +257,13 @@ def destination(path: Path) -> tuple[Path, str | None]:
     raise AssertionError("unreachable")
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on the folder of ``path``, so no lock file lands among the results.
-
-    Without ``fcntl`` (Windows), or where the file system refuses to lock a folder (some NFS
-    set-ups), updates go unlocked: safe for one process at a time.
-    """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            pass
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def update(path: Path, records: list[ResultRecord]) -> Path:
     """Insert or replace the rows of ``records`` (seeds of one key fold into one row), atomically.
 
     Returns the file written: ``path``, or the fresh file beside it when ``path`` is foreign
     (:func:`destination`; the CLI says so on stderr before any work).
     """
-    with _locked(path):
+    with folder_lock(path.parent):
         path = destination(path)[0]
         rows = {key_of(r): r for r in read_rows(path)}
         for r in rows_of(records):
