@@ -7,10 +7,10 @@ dataset split, shared by every task) -> protocol (fit on train, select on val, s
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -121,9 +121,10 @@ class Runner:
             # features cover the whole split (shared by every task of the dataset, every kind any of
             # them needs from one forward pass); rows are picked after
             full = limit_samples(loader.split(split), self.cfg.limit)
-            manifest = loader.image_manifest_hash(full)
+            digests = loader.image_digests(full)  # checked once: symlinks, aliases, split leaks
+            manifest = loader.image_manifest_hash(full, digests)
             got = self.extractor.features_and_geometry(spec.dataset, split, full, manifest, kinds,
-                                                       digests=loader.image_digests(full))
+                                                       digests=digests)
             keys.append(self.extractor.key(spec.dataset, split, manifest, spec.features))
             arr, geo = got[spec.features]
             rows = kept_rows(family, full, split, loader.root)

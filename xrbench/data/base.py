@@ -121,13 +121,14 @@ class DatasetLoader(ABC):
         """
         return {}
 
-    def image_manifest_hash(self, samples: list[Sample]) -> str:
+    def image_manifest_hash(self, samples: list[Sample], digests: list[str] | None = None) -> str:
         """Hash of the images only (ids, relative paths, content digests): the feature-cache key.
 
-        Computing it runs :meth:`image_digests`, so the symlink policy and the split checks on
-        resolved paths and content hold for every image before any feature is computed.
+        Computing it runs :meth:`image_digests` (unless the caller ran it and passes ``digests``),
+        so the symlink policy and the split checks on resolved paths and content hold for every
+        image before any feature is computed.
         """
-        digests = self.image_digests(samples)
+        digests = self.image_digests(samples) if digests is None else digests
         h = hashlib.sha256()
         rel = _Relative(self.root)
         for s, d in zip(samples, digests):
