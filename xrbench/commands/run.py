@@ -80,13 +80,15 @@ def run(args: argparse.Namespace) -> int:
     specs = TaskCatalog(args.include).resolve(args.task)
     plan = preflight.check_run(args, specs, seeds)
 
+    from xrbench.data.demo import xrbench_home
     from xrbench.features import distributed as dist
-    from xrbench.models import create_encoder
+    from xrbench.models.lazy import create_run_encoder
     from xrbench.results.summary import summary_table
     from xrbench.runner import RunConfig, Runner
 
-    encoder = create_encoder(args.model, weights=args.weights,  # unknown name -> exit 2 before any work
-                             **({"allow_partial": True} if args.allow_partial else {}))
+    # unknown name -> exit 2 before any work; built only when a forward pass is needed (models/lazy.py)
+    encoder = create_run_encoder(args.model, weights=args.weights, cache_dir=xrbench_home() / "models",
+                                 **({"allow_partial": True} if args.allow_partial else {}))
     preflight.check_encoder(encoder.meta, plan.real)
     device = preflight.check_device(dist.init_from_env(plan.device))  # under torchrun: this rank's GPU
     cfg = RunConfig(output=args.output, data_root=args.data_root, data_roots=dict(args.data),

@@ -101,18 +101,25 @@ class Encoder(nn.Module):
         raise ModelError(f"encoder '{self.meta.name}' has no text tower (modalities: {self.meta.modalities})")
 
 
-def sha256_file(path: str | Path, _cache: dict = {}) -> str:  # noqa: B006 - deliberate memo
+#: (resolved path, size, mtime_ns) -> sha256 of every weights file hashed in this process
+_SHA256: dict[tuple[str, int, int], str] = {}
+#: every file asked for, in order (memo hits too): the lazy encoder cache reads what a build used
+HASHED: list[str] = []
+
+
+def sha256_file(path: str | Path) -> str:
     """sha256 of a weights file, memoised on (path, size, mtime): large checkpoints hash once."""
     p = Path(path)
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _cache:
+    HASHED.append(key[0])
+    if key not in _SHA256:
         h = hashlib.sha256()
         with open(p, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 22), b""):
                 h.update(chunk)
-        _cache[key] = h.hexdigest()
-    return _cache[key]
+        _SHA256[key] = h.hexdigest()
+    return _SHA256[key]
 
 
 def sha256_files(root: str | Path, names: Sequence[str]) -> str:
