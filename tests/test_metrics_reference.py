@@ -1,6 +1,8 @@
 """Every metric against an independent reference on random inputs (ties, single positives)."""
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.metrics import (accuracy_score, cohen_kappa_score, f1_score, mean_absolute_error,
                              mean_squared_error, r2_score, roc_auc_score)
 
@@ -103,3 +105,13 @@ def test_threshold_is_chosen_on_val_scores():
     t = choose_threshold("cohen_kappa", y_val, s_val)
     assert 0.3 < t <= 0.7
     assert METRICS.get("cohen_kappa")(y_val, s_val, threshold=t) == 1.0
+
+
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, -3.0, 7.25]) | st.floats(-1e6, 1e6), max_size=60))
+def test_average_ranks_equal_scipy_rankdata(values):
+    from scipy.stats import rankdata
+
+    from xrbench.metrics.classification import average_ranks
+
+    s = np.asarray(values, dtype=np.float64)
+    np.testing.assert_array_equal(average_ranks(s), rankdata(s))
