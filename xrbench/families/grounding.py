@@ -310,8 +310,8 @@ class Grounding(TaskFamily):
                           n_boot=n_boot, seed=seed)
         metrics = {k: {"value": v, "ci_low": _none(lo), "ci_high": _none(hi)}
                    for k, (v, lo, hi) in got.metrics.items()}
-        return {"baselines": {SIMMAP: {"metrics": metrics, "warnings": got.warnings,
-                                       **{k: base[k] for k in ("threshold", "threshold_is", "val_miou", "text_encoder")}}}}
+        kept = {k: base[k] for k in ("threshold", "threshold_is", "val_miou", "text_encoder")}
+        return {"baselines": {SIMMAP: {"metrics": metrics, "warnings": got.warnings, **kept}}}
 
     def aggregate_weighted(self, table: dict[str, np.ndarray], weights: np.ndarray,
                            state: dict) -> dict[str, np.ndarray]:
