@@ -157,7 +157,7 @@ class Runner:
                                kept=[[s.id for s in d.samples] for d in (sub, val, test)])
                 out = self.heads.get(key)
                 if out is None:
-                    if family.needs_encoder:
+                    if family.wants_encoder(self.encoder.meta):
                         family.encoder = self.encoder
                     with head_threads(spec.features, sub.features):
                         out = family.fit_predict(sub, val, test, seed=seed, device=self.cfg.device)

@@ -104,13 +104,19 @@ class TaskFamily(ABC):
     #: splits whose samples the scorer needs besides test (retrieval: the gallery)
     context_splits: ClassVar[tuple[str, ...]] = ()
     #: whether the head needs the image encoder itself (its text tower: zero-shot baselines); the
-    #: runner then sets :attr:`encoder` before :meth:`fit_predict`
+    #: runner then sets :attr:`encoder` before :meth:`fit_predict` (see :meth:`wants_encoder`)
     needs_encoder: ClassVar[bool] = False
 
     def __init__(self, spec: TaskSpec):
         self.spec = spec
         self.context: dict = {}
         self.encoder = None
+
+    def wants_encoder(self, meta) -> bool:
+        """Whether the head needs the encoder of this :class:`EncoderMeta` (default
+        :attr:`needs_encoder`); a family that uses only some encoders (a text tower's baseline)
+        says so from the metadata, so that the others are never built for it."""
+        return self.needs_encoder
 
     def check(self) -> None:
         """Refuse, before any work, a task whose head or head arguments this family does not know."""

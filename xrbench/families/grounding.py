@@ -15,9 +15,21 @@
   resize undone) into the original pixels of the image that was read, clipped to the image.
 - **Metrics.** Per unit the IoU of the predicted box with the truth; ``miou`` is their mean,
   ``acc@0.3`` / ``acc@0.5`` the share with IoU >= 0.3 / 0.5.
-- **No similarity-map baseline.** It needs patch tokens in the text space; the adapters expose
-  patch tokens before the image projection only (open_clip: the last block's normalised tokens),
-  so the baseline is not offered.
+- **Similarity-map baseline** (encoders with a text tower, ``"text" in meta.modalities``; no
+  trained weights). The zero-shot grounding of BioViL (Boecking et al., ECCV 2022, which
+  introduced MS-CXR) and MedKLIP (Wu et al., ICCV 2023): the stored patch tokens are brought into
+  the image-text space by :meth:`Encoder.project_patches` (no re-extraction), the phrase is
+  embedded by the encoder's own ``encode_text``, and their cosine per cell is an h x w map. The
+  box encloses every cell at or above ``min + f * (max - min)`` of that map, f from
+  :data:`SIMMAP_FRACTIONS` chosen on val by mIoU (ties keep the smaller f); all cells rather than
+  the largest connected component, because the truth encloses all of a phrase's boxes (a
+  bilateral finding is two regions) and f already trades spread for precision. Cell boxes are
+  normalised input coordinates and go to original pixels exactly as the head's boxes do. Its test
+  boxes and f live in the head's scorer state (so a head-cache hit and the predictions header
+  carry them); :meth:`Grounding.report` scores them with the family's scorer and bootstrap into
+  the record's ``baselines["similarity-map"]``. Encoders without a text tower get no baseline;
+  one that declares a text tower but cannot project its patches (or embed text) gets
+  ``{"skipped": reason}``.
 """
 from __future__ import annotations
 
@@ -28,9 +40,9 @@ import torch
 from torch import nn
 
 from xrbench.data.sample import Sample
-from xrbench.errors import ConfigError, DataError
-from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily, Unit
-from xrbench.families.report_retrieval import text_encoder
+from xrbench.errors import ConfigError, DataError, ModelError
+from xrbench.families.base import FAMILIES, HeadOutput, Scored, SplitData, TaskFamily, Unit, score_units
+from xrbench.families.report_retrieval import text_encoder, tower_ident
 from xrbench.features.preprocess import Geometry
 from xrbench.features.text_store import TextFeatureStore
 
@@ -39,6 +51,11 @@ METRIC_NAMES = ("miou", *(f"acc@{t:g}" for t in THRESHOLDS))
 PROTOCOL = "film-box-head"
 DEFAULTS = {"text_encoder": "minilm", "hidden": 128, "epochs": 60, "eval_every": 5, "lr": 2e-3,
             "weight_decay": 1e-4, "batch_size": 64}
+
+
+SIMMAP = "similarity-map"
+#: f of the map's range: a cell is in the baseline's box when its cosine >= min + f * (max - min)
+SIMMAP_FRACTIONS = tuple(round(0.05 * i, 2) for i in range(21))
 
 
 def enclosing_box(boxes: Sequence[Sequence[float]]) -> list[float]:
@@ -82,6 +99,33 @@ def _geometry(row) -> Geometry:
     return Geometry(*(int(v) for v in row))
 
 
+def to_original(box: Sequence[float], geo_row) -> list[float]:
+    """A box in normalised input coordinates -> original pixels (padding, resize undone), clipped."""
+    geo = _geometry(geo_row)
+    xy = geo.to_original(np.asarray(box, dtype=np.float64).reshape(2, 2) * geo.size)
+    xy = np.clip(xy, 0, [geo.width, geo.height])
+    return [round(float(v), 3) for v in xy.reshape(-1)]
+
+
+def similarity_maps(tokens: torch.Tensor, phrases: torch.Tensor) -> torch.Tensor:
+    """Cosine of every projected patch token [U, h, w, E] with its phrase [U, E] -> [U, h, w]."""
+    t, p = nn.functional.normalize(tokens, dim=-1), nn.functional.normalize(phrases, dim=-1)
+    return torch.einsum("uhwe,ue->uhw", t, p)
+
+
+def map_boxes(sim: np.ndarray, fractions: Sequence[float]) -> np.ndarray:
+    """[U, h, w] maps -> [U, F, 4] normalised input xyxy: per fraction f, the enclosing box of the
+    cells at or above min + f * (max - min) (never above the max: the best cell is always in)."""
+    _, h, w = sim.shape
+    lo, hi = sim.min((1, 2)), sim.max((1, 2))
+    thr = np.minimum(lo[:, None] + np.asarray(fractions)[None] * (hi - lo)[:, None], hi[:, None])
+    keep = sim[:, None] >= thr[..., None, None]
+    rows, cols = keep.any(3), keep.any(2)
+    y0, y1 = rows.argmax(-1), h - rows[..., ::-1].argmax(-1)
+    x0, x1 = cols.argmax(-1), w - cols[..., ::-1].argmax(-1)
+    return np.stack([x0 / w, y0 / h, x1 / w, y1 / h], -1)
+
+
 @FAMILIES.register("grounding")
 class Grounding(TaskFamily):
     """A FiLM box head on the frozen patch grid, one box per (image, phrase) (see the module docstring)."""
@@ -98,6 +142,10 @@ class Grounding(TaskFamily):
                               f"{', '.join(DEFAULTS)}")
         if self.spec.features != "patches":
             raise ConfigError(f"task {self.spec.name}: family 'grounding' reads 'patches', not {self.spec.features!r}")
+
+    def wants_encoder(self, meta) -> bool:
+        """Only a text tower's similarity-map baseline uses the encoder."""
+        return "text" in meta.modalities
 
     @classmethod
     def known_metrics(cls) -> list[str]:
@@ -175,7 +223,41 @@ class Grounding(TaskFamily):
         hp = {"text_encoder": enc.meta.to_dict(), "epochs": best[1], "lr": float(a["lr"]),
               "weight_decay": float(a["weight_decay"]), "hidden": int(a["hidden"]),
               "truth": "enclosing box of the phrase's boxes"}
-        return HeadOutput(preds, hp, float(best[0]), {})
+        state = {}
+        if self.encoder is not None and "text" in self.encoder.meta.modalities:
+            state["baselines"] = {SIMMAP: self._similarity_map(val, test)}
+        return HeadOutput(preds, hp, float(best[0]), state)
+
+    def _maps(self, split: SplitData) -> tuple[list[Unit], np.ndarray]:
+        """The units of a split and their similarity maps [U, h, w], image batches projected once."""
+        enc = self.encoder
+        units, texts = self._phrases(split)
+        phrases = torch.from_numpy(TextFeatureStore().get(tower_ident(enc.meta), texts, enc.encode_text))
+        rows = np.array([u.rows[0] for u in units], dtype=np.int64)
+        maps: list[np.ndarray] = []
+        for start, grid in split.features.batches(64):
+            tokens = enc.project_patches(torch.from_numpy(grid)).cpu()
+            sel = np.nonzero((rows >= start) & (rows < start + len(grid)))[0]
+            maps.append(similarity_maps(tokens[rows[sel] - start], phrases[sel]).double().numpy())
+        return units, np.concatenate(maps) if maps else np.zeros((0, 1, 1))
+
+    def _similarity_map(self, val: SplitData, test: SplitData) -> dict:
+        """The baseline's fraction chosen on val by mIoU, and its test boxes in original pixels."""
+        try:
+            (vu, vmaps), (tu, tmaps) = self._maps(val), self._maps(test)
+        except ModelError as e:
+            return {"skipped": str(e)}
+        boxes = map_boxes(vmaps, SIMMAP_FRACTIONS)
+        truth = [self.truth(u, val.samples) for u in vu]
+        miou = [float(np.mean([box_iou(to_original(boxes[i, k], val.geometry[u.rows[0]]), truth[i])
+                               for i, u in enumerate(vu)])) if vu else float("nan")
+                for k in range(len(SIMMAP_FRACTIONS))]
+        k = int(np.nanargmax(miou)) if vu else 0  # ties keep the smaller fraction
+        f = SIMMAP_FRACTIONS[k]
+        test_boxes = map_boxes(tmaps, [f])[:, 0]
+        return {"threshold": f, "val_miou": miou[k], "text_encoder": tower_ident(self.encoder.meta),
+                "threshold_is": "fraction of the map's range (min + f * (max - min)), chosen on val",
+                "boxes": {u.id: to_original(b, test.geometry[u.rows[0]]) for u, b in zip(tu, test_boxes)}}
 
     @staticmethod
     def _to_input(box: list[float], geo_row) -> list[float]:
@@ -190,11 +272,8 @@ class Grounding(TaskFamily):
         out = []
         for i in range(0, len(units), 256):
             box, _ = head(grid[rows[i:i + 256]], txt[i:i + 256])
-            for u, b in zip(units[i:i + 256], box.cpu().numpy().astype(np.float64)):
-                geo = _geometry(split.geometry[u.rows[0]])
-                xy = geo.to_original(b.reshape(2, 2) * geo.size)
-                xy = np.clip(xy, 0, [geo.width, geo.height])
-                out.append([round(float(v), 3) for v in xy.reshape(-1)])
+            out += [to_original(b, split.geometry[u.rows[0]])
+                    for u, b in zip(units[i:i + 256], box.cpu().numpy().astype(np.float64))]
         return out
 
     def _val_miou(self, head: FiLMBoxHead, split_t, split: SplitData) -> float:
@@ -218,8 +297,28 @@ class Grounding(TaskFamily):
         vals = {"miou": float(iou.mean())} | {f"acc@{t:g}": float((iou >= t).mean()) for t in THRESHOLDS}
         return {k: vals[k] for k in self.spec.metrics}
 
+    def report(self, scored: Scored, samples: Sequence[Sample], state: dict, *, n_boot: int,
+               seed: int) -> dict:
+        """The similarity-map baseline's metrics (same scorer, same bootstrap), when it ran."""
+        base = (state.get("baselines") or {}).get(SIMMAP)
+        if not base:
+            return {}
+        if "boxes" not in base:
+            return {"baselines": {SIMMAP: {"skipped": base["skipped"]}}}
+        truths = [self.truth(u, samples) for u in scored.units]
+        got = score_units(self, scored.units, truths, [base["boxes"][u.id] for u in scored.units], state,
+                          n_boot=n_boot, seed=seed)
+        metrics = {k: {"value": v, "ci_low": _none(lo), "ci_high": _none(hi)}
+                   for k, (v, lo, hi) in got.metrics.items()}
+        kept = {k: base[k] for k in ("threshold", "threshold_is", "val_miou", "text_encoder")}
+        return {"baselines": {SIMMAP: {"metrics": metrics, "warnings": got.warnings, **kept}}}
+
     def aggregate_weighted(self, table: dict[str, np.ndarray], weights: np.ndarray,
                            state: dict) -> dict[str, np.ndarray]:
         iou, tot = table["iou"], weights.sum(1)
         vals = {"miou": weights @ iou / tot} | {f"acc@{t:g}": weights @ (iou >= t) / tot for t in THRESHOLDS}
         return {k: vals[k] for k in self.spec.metrics}
+
+
+def _none(v):
+    return None if v is None or v != v else float(v)

@@ -58,6 +58,11 @@ def text_encoder(name: str, device: str):
     return create_text_encoder(name, device=device)
 
 
+def tower_ident(meta) -> dict:
+    """What fixes an image encoder's own text-tower embeddings (their text-store identity)."""
+    return {"name": f"{meta.name}:text-tower", "weights": meta.weights, "weights_sha256": meta.weights_sha256}
+
+
 def ranks(sim: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rank, ties) of each query (row) of ``sim`` [Q, G]: relevant items are those of the query's
     relevance class (``cls`` gives the class of every query and item; sim is square)."""
@@ -164,8 +169,7 @@ class ReportRetrieval(TaskFamily):
     def _embed(self, texts: list[str], device: str) -> tuple[np.ndarray, dict]:
         store = TextFeatureStore()
         if self._zero_shot():
-            m = self.encoder.meta
-            ident = {"name": f"{m.name}:text-tower", "weights": m.weights, "weights_sha256": m.weights_sha256}
+            ident = tower_ident(self.encoder.meta)
             return store.get(ident, texts, self.encoder.encode_text), ident
         enc = text_encoder(str(self.args["text_encoder"]), device)
         ident = enc.meta.to_dict()

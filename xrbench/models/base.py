@@ -64,7 +64,8 @@ class Features(dict):
 
 class Encoder(nn.Module):
     """A frozen image encoder. Subclasses implement :meth:`forward_features` (and optionally
-    :meth:`forward_blocks` for ``blocks:N`` kinds, :meth:`encode_text` for a text tower)."""
+    :meth:`forward_blocks` for ``blocks:N`` kinds, :meth:`encode_text` for a text tower and
+    :meth:`project_patches` to bring its patch tokens into that tower's space)."""
 
     meta: EncoderMeta
 
@@ -99,6 +100,13 @@ class Encoder(nn.Module):
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """[N, D] embeddings in the image ``global`` space; only encoders with a text tower."""
         raise ModelError(f"encoder '{self.meta.name}' has no text tower (modalities: {self.meta.modalities})")
+
+    def project_patches(self, grid: torch.Tensor) -> torch.Tensor:
+        """Stored ``patches`` [B, h, w, D] -> [B, h, w, E] in the image-text space of
+        :meth:`encode_text`: the map the pooled image token goes through, applied to each token
+        (similarity-map grounding without re-extracting). Only encoders whose stored tokens sit
+        exactly where that map starts implement it."""
+        raise ModelError(f"encoder '{self.meta.name}' has no patch projection into a text space")
 
 
 #: (resolved path, size, mtime_ns) -> sha256 of every weights file hashed in this process

@@ -98,6 +98,18 @@ class HFEncoder(Encoder):
         states = [norm(h) if norm is not None else h for h in out.hidden_states[-n:]]
         return [h[:, 0] for h in states], states[-1][:, self.n_prefix:]
 
+    def project_patches(self, grid: torch.Tensor) -> torch.Tensor:
+        """CLIP-like models: the stored tokens are ``last_hidden_state`` (before ``post_layernorm``),
+        and the pooled class token reaches the joint space through ``post_layernorm`` then
+        ``visual_projection``, both per-token maps; the same two applied to each patch token."""
+        norm = getattr(self.vision, "post_layernorm", None)
+        proj = getattr(self.model, "visual_projection", None)
+        if norm is None or proj is None or not hasattr(self.model, "get_image_features"):
+            return super().project_patches(grid)
+        p = next(self.model.parameters())
+        with torch.inference_mode():
+            return proj(norm(grid.to(p.device, p.dtype))).float()
+
     def encode_text(self, texts: list[str]):
         if self.tokenizer is None:
             return super().encode_text(texts)

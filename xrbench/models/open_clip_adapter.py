@@ -11,7 +11,8 @@ Layout (what open_clip's ``push_to_hf_hub`` writes, e.g. BiomedCLIP's Hugging Fa
 
 ``global`` is ``encode_image`` (the projected joint image-text space, not L2-normalised: the
 probes normalise); ``patches`` are the last block's tokens after the tower's final norm, in the
-tower's width (``meta.patch_dim``). open_clip_torch is the optional extra ``xrbench[clip]``.
+tower's width (``meta.patch_dim``); :meth:`OpenClipEncoder.project_patches` brings them into the
+joint space. open_clip_torch is the optional extra ``xrbench[clip]``.
 """
 from __future__ import annotations
 
@@ -65,6 +66,49 @@ class OpenClipEncoder(Encoder):
         with torch.inference_mode():
             emb = self.model.encode_text(self.tokenizer(list(texts)).to(dev))
         return emb.float().cpu().numpy()
+
+    def project_patches(self, grid: torch.Tensor) -> torch.Tensor:
+        """The stored tokens already went through the tower's final norm (``ln_post`` / the timm
+        trunk's ``norm``), so the rest of the pooled token's path is a per-token map: ``@ proj``
+        (open_clip ViT) or the adapter head (timm trunk: BiomedCLIP's linear ``proj``)."""
+        fn = token_projection(self.model.visual, self.meta.name)
+        p = next(self.model.visual.parameters())
+        with torch.inference_mode():
+            return fn(grid.to(p.device, p.dtype)).float()
+
+
+def token_projection(visual: torch.nn.Module, name: str):
+    """The map from a normalised token to the joint space, when the pooled token's path after
+    the final norm is exactly that map (class-token pooling, or a mean of tokens before a linear
+    projection); otherwise a ModelError saying why."""
+    from open_clip.timm_model import TimmModel
+    from open_clip.transformer import VisionTransformer
+    from torch import nn
+
+    def refuse(why: str):
+        raise ModelError(f"encoder '{name}' has no patch projection into a text space: {why}")
+
+    if isinstance(visual, VisionTransformer):
+        if visual.proj is None:
+            refuse("its image tower has no projection (proj is None)")
+        if visual.attn_pool is not None:
+            refuse("its image tower pools by attention, which no per-token map reproduces")
+        if visual.pool_type not in ("tok", "avg") or (visual.pool_type == "avg" and visual.final_ln_after_pool):
+            refuse(f"its image tower pools by {visual.pool_type!r}"
+                   + (" before the final norm" if visual.final_ln_after_pool else ""))
+        return lambda g: g @ visual.proj
+    if isinstance(visual, TimmModel):
+        trunk = visual.trunk
+        from timm.models.vision_transformer import VisionTransformer as TimmViT
+
+        ok = (isinstance(trunk, TimmViT) and trunk.global_pool == "token"
+              and isinstance(trunk.fc_norm, nn.Identity) and isinstance(trunk.head, nn.Identity)
+              and "pool" not in dict(visual.head.named_children()))
+        if not ok:
+            refuse(f"its timm tower ({trunk.__class__.__name__}) does not pool the class token straight "
+                   f"into its projection head")
+        return visual.head
+    refuse(f"its image tower is a {visual.__class__.__name__}, not a ViT")
 
 
 def _tokenizer(open_clip, folder: Path, text_cfg: dict):

@@ -52,6 +52,9 @@ class ResultRecord:
     reliability: dict | None = None
     #: overlap of the encoder's pretraining manifest with the test split (xrbench.results.leak)
     pretraining_overlap: dict = field(default_factory=lambda: {"status": "unknown", "n": None, "ids": []})
+    #: training-free reference methods scored on the same units: {name: {metrics: {m: {value,
+    #: ci_low, ci_high}}, ...}} (grounding's similarity map); not part of the leaderboard
+    baselines: dict = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property

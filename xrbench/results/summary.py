@@ -29,5 +29,10 @@ def summary_table(records: list[ResultRecord]) -> str:
         if (first.pretraining_overlap or {}).get("status") == "overlap":
             lines.append(f"{'':24s} ! leaked: {first.pretraining_overlap['n']} test image(s) are in the "
                          f"pretraining manifest")
+        for name, b in first.baselines.items():
+            if "metrics" in b:
+                bp = b["metrics"].get(first.primary_metric, {})
+                lines.append(f"{'':24s} baseline {name}: {first.primary_metric} {_num(bp.get('value'))} "
+                             f"[{_num(bp.get('ci_low'))}, {_num(bp.get('ci_high'))}]")
         lines += [f"{'':24s} ! {w}" for w in dict.fromkeys(w for r in recs for w in r.warnings)]
     return "\n".join(lines)
