@@ -23,7 +23,7 @@ def toy(tmp_path):
     return root, toy_tasks(tmp_path / "tasks")
 
 
-def test_second_run_does_no_forward_pass_and_gives_identical_numbers(toy, tmp_path, tiny_encoder):
+def test_second_run_does_no_forward_pass_and_gives_identical_numbers(toy, tmp_path, tiny_encoder, monkeypatch):
     root, tasks = toy
     specs = TaskCatalog([tasks]).resolve("toy-spots-linear")
     cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-spots": root}, n_boot=200,
@@ -32,13 +32,20 @@ def test_second_run_does_no_forward_pass_and_gives_identical_numbers(toy, tmp_pa
                                                         "weights_sha256": "0" * 64})
     first = Runner(tiny_encoder, cfg).run(specs)
     assert tiny_encoder.images_encoded == 60
+    from xrbench.families.global_features import Classification
+
+    def no_scorer(*a, **k):
+        raise AssertionError("a cached rerun runs no scorer")
+
+    monkeypatch.setattr(Classification, "unit_stats", no_scorer)
     second = Runner(tiny_encoder, cfg).run(specs)
     assert tiny_encoder.images_encoded == 60  # everything came from the store
     a, b = first[0], second[0]
     assert a.primary.value == b.primary.value and a.primary.ci_low == b.primary.ci_low
     assert a.metrics == b.metrics and a.hparams == b.hparams
     assert b.timings["fit_s"] < a.timings["fit_s"]  # the head output came from the head cache
-    assert len(list((tmp_path / "features" / ".heads").glob("*.json"))) == 1
+    assert len(list((tmp_path / "features" / ".heads").glob("*.stats.json"))) == 1
+    assert len(list((tmp_path / "features" / ".heads").glob("*.json"))) == 2  # the head output, its stats
     assert a.primary.value > 0.8  # the spot is visible
     rec = json.loads((tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.json").read_text())
     assert rec["data"] == "real" and rec["n"]["test"] == 12 and rec["provenance"]["torch"]
@@ -151,11 +158,12 @@ def test_head_cache_key_follows_inputs_and_code(toy, tmp_path, tiny_encoder, mon
 
     _, tasks = toy
     family = create_family(TaskCatalog([tasks]).resolve("toy-spots-linear")[0])
-    kw = dict(feature_keys=["a", "b", "c"], kept=[["1"], ["2"], ["3"]], seed=0, fraction=1.0, device="cpu")
+    kw = dict(feature_keys=["a", "b", "c"], kept=[["1"], ["2"], ["3"]], dataset_hash="d0", seed=0, fraction=1.0,
+              device="cpu")
     k = head_cache.head_key(family, **kw)
     assert head_cache.head_key(family, **kw) == k
     for change in ({"seed": 1}, {"fraction": 0.5}, {"device": "cuda:0"}, {"kept": [["1"], ["2"], ["4"]]},
-                   {"feature_keys": ["a", "b", "d"]}):
+                   {"feature_keys": ["a", "b", "d"]}, {"dataset_hash": "d1"}):
         assert head_cache.head_key(family, **{**kw, **change}) != k, change
     monkeypatch.setattr(head_cache, "code_hash", lambda f: "changed")
     assert head_cache.head_key(family, **kw) != k  # edited head code never serves a stale output

@@ -27,9 +27,9 @@ from xrbench.data.sample import SPLITS
 from xrbench.errors import ModelError
 from xrbench.families import create_family
 from xrbench.families.base import (HeadOutput, Scored, SplitData, TaskFamily, kept_rows, limit_samples,
-                                   score_units, subsample_patients)
+                                   score_units, subsample_patients, unit_statistics)
 from xrbench.families.global_features import PROBE_GPU_MIN
-from xrbench.families.head_cache import HeadCache, head_key
+from xrbench.families.head_cache import HeadCache, head_key, stats_key
 from xrbench.features import distributed as dist
 from xrbench.features.extract import FeatureExtractor
 from xrbench.features.pixels import PixelCache
@@ -152,8 +152,8 @@ class Runner:
                 keep = subsample_patients(family, train.samples, fraction, seed)
                 sub = SplitData([train.samples[i] for i in keep], take(train.features, keep),
                                 train.geometry[keep])
-                key = head_key(family, feature_keys=data.feature_keys, seed=seed, fraction=fraction,
-                               device=self.cfg.device,
+                key = head_key(family, feature_keys=data.feature_keys, dataset_hash=data.dataset_hash,
+                               seed=seed, fraction=fraction, device=self.cfg.device,
                                kept=[[s.id for s in d.samples] for d in (sub, val, test)])
                 out = self.heads.get(key)
                 if out is None:
@@ -165,8 +165,13 @@ class Runner:
                 fit_s = time.perf_counter() - t1
                 units = family.units(test.samples)
                 truths = [family.truth(u, test.samples) for u in units]
+                skey = stats_key(key)
+                stats = self.heads.get_stats(skey)
+                if stats is None or len(stats) != len(units):
+                    stats = unit_statistics(family, truths, out.predictions, out.state)
+                    self.heads.put_stats(skey, stats)
                 scored = score_units(family, units, truths, out.predictions, out.state,
-                                     n_boot=self.cfg.n_boot, seed=seed)
+                                     n_boot=self.cfg.n_boot, seed=seed, stats=stats)
                 extra = family.report(scored, test.samples, out.state, n_boot=self.cfg.n_boot, seed=seed)
                 timings = {"extract_s": round(extract_s, 3), "fit_s": round(fit_s, 3),
                            "total_s": round(time.perf_counter() - t0, 3)}

@@ -21,6 +21,7 @@ dataset's truth, ``compare`` aggregates the stored statistics of two runs on the
 """
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
@@ -240,12 +241,30 @@ def create_family(spec: TaskSpec) -> TaskFamily:
     return family_class(spec.family)(spec)
 
 
-def score_units(family: TaskFamily, units: list[Unit], truths: list, predictions: list, state: dict,
-                *, n_boot: int, seed: int) -> Scored:
-    """Statistics of every unit, then every metric with its bootstrap CI over the boot units."""
+def jsonable(o):
+    """``json.dumps(default=...)`` for numpy scalars and arrays."""
+    if hasattr(o, "item") and getattr(o, "ndim", 0) == 0:
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def unit_statistics(family: TaskFamily, truths: list, predictions: list, state: dict) -> list[dict]:
+    """Every unit's statistics, in the JSON form a predictions file (or the head cache) holds them,
+    so that a run, a cached rerun, ``score`` and ``compare`` aggregate the very same numbers."""
     if len(truths) != len(predictions):
         raise ConfigError(f"{len(predictions)} predictions for {len(truths)} test units")
     stats = [family.unit_stats(t, p, state) for t, p in zip(truths, predictions)]
+    return json.loads(json.dumps(stats, default=jsonable))
+
+
+def score_units(family: TaskFamily, units: list[Unit], truths: list, predictions: list, state: dict,
+                *, n_boot: int, seed: int, stats: list[dict] | None = None) -> Scored:
+    """Statistics of every unit (unless given, e.g. cached), then every metric with its bootstrap CI
+    over the boot units."""
+    if stats is None:
+        stats = unit_statistics(family, truths, predictions, state)
     boot = [family.boot_unit(u) for u in units]
     warns = family.test_warnings(family.stack(stats)) if stats else []
     metrics = aggregate_with_ci(family, stats, boot, state, n_boot=n_boot, seed=seed, warnings=warns)

@@ -2,9 +2,12 @@
 
 Heads are deterministic given their inputs, so an output is keyed by everything it depends on: the
 feature-store keys of the three splits (encoder, weights, preprocessing, images), the rows the task
-kept, the task definition, the seed and label fraction, the device kind, and the source of the
-family and protocol code (a changed head never serves a stale output). A rerun then only scores,
-and reproduces the first run's numbers exactly. Entries are JSON written atomically.
+kept, the hash of their ground truth (an edited label refits), the task definition, the seed and
+label fraction, the device kind, and the source of the family and protocol code (a changed head
+never serves a stale output). The test units' scorer statistics are kept beside the output, keyed
+also by the metrics code: a rerun then neither trains nor runs a scorer (METEOR's JVM, MONAI's
+HD95), only aggregates and bootstraps, and reproduces the first run's numbers exactly. Entries are
+JSON written atomically.
 """
 from __future__ import annotations
 
@@ -34,12 +37,21 @@ def code_hash(family: TaskFamily) -> str:
     return hashlib.sha256("".join(_source_hash(f) for f in sorted(files)).encode()).hexdigest()[:16]
 
 
-def head_key(family: TaskFamily, *, feature_keys: list[str], kept: list[list[str]], seed: int,
-             fraction: float, device: str) -> str:
+def head_key(family: TaskFamily, *, feature_keys: list[str], kept: list[list[str]], dataset_hash: str,
+             seed: int, fraction: float, device: str) -> str:
     payload = {"features": feature_keys, "kept": hashlib.sha256(json.dumps(kept).encode()).hexdigest(),
+               "truth": dataset_hash,
                "task": family.spec.config_hash(), "seed": seed, "fraction": fraction,
                "device": device.split(":")[0], "code": code_hash(family)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def stats_key(head: str) -> str:
+    """The key of the test units' statistics: the head's key and the metrics' source."""
+    import xrbench.metrics as metrics
+
+    files = sorted(str(p) for p in Path(metrics.__file__).parent.rglob("*.py"))
+    return hashlib.sha256((head + "".join(_source_hash(f) for f in files)).encode()).hexdigest()[:24]
 
 
 class HeadCache:
@@ -57,3 +69,16 @@ class HeadCache:
     def put(self, key: str, out: HeadOutput) -> None:
         if self.root is not None:
             atomic_write_text(self.root / f"{key}.json", json.dumps(asdict(out), allow_nan=True))
+
+    def get_stats(self, key: str) -> list[dict] | None:
+        if self.root is None:
+            return None
+        try:
+            stats = json.loads((self.root / f"{key}.stats.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return stats if isinstance(stats, list) else None
+
+    def put_stats(self, key: str, stats: list[dict]) -> None:
+        if self.root is not None:
+            atomic_write_text(self.root / f"{key}.stats.json", json.dumps(stats, allow_nan=True))

@@ -46,7 +46,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms
 
 from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, DataError
@@ -160,6 +159,12 @@ class _Standardise:
         return torch.from_numpy(x).sub_(self.mean).div_(self.std)
 
 
+def _nms(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    from torchvision.ops import batched_nms  # here: torchvision costs a cached run 2 s of imports
+
+    return batched_nms(boxes, scores, classes, NMS_IOU)
+
+
 @torch.no_grad()
 def decode(heat_logits: torch.Tensor, log_size: torch.Tensor, offset: torch.Tensor, geometry: np.ndarray,
            classes: list[str]) -> list[list[dict]]:
@@ -186,7 +191,7 @@ def decode(heat_logits: torch.Tensor, log_size: torch.Tensor, offset: torch.Tens
         solid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         bt = torch.from_numpy(boxes[solid])
         st, ct = s[torch.from_numpy(solid)].double(), cls[torch.from_numpy(solid)]
-        order = batched_nms(bt, st, ct, NMS_IOU) if len(bt) else torch.zeros(0, dtype=torch.long)
+        order = _nms(bt, st, ct) if len(bt) else torch.zeros(0, dtype=torch.long)
         out.append([{"box": [float(v) for v in bt[m].tolist()], "label": classes[int(ct[m])],
                      "score": round(float(st[m]), 6)} for m in order.tolist()])
     return out

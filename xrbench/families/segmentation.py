@@ -46,7 +46,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
 from torch import nn
 
 from xrbench.data.images import image_size
@@ -203,6 +202,8 @@ class Segmentation(TaskFamily):
         primary = self.spec.primary
         sign = 1.0 if primary.direction == "higher" else -1.0
         opt = torch.optim.AdamW(head.parameters(), lr=head.lr)
+        from monai.losses import DiceCELoss  # imported by training only: a cached run never pays for MONAI
+
         loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)
         gen = torch.Generator().manual_seed(seed)
         best, curve = None, {}

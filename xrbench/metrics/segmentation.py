@@ -23,7 +23,6 @@ import warnings
 
 import numpy as np
 import torch
-from monai.metrics import compute_dice, compute_hausdorff_distance, compute_iou
 
 from xrbench.errors import DataError
 
@@ -57,6 +56,8 @@ def mask_stats(pred: np.ndarray, truth: np.ndarray) -> dict:
         pred, truth = pred[box], truth[box]
     p = torch.from_numpy(np.ascontiguousarray(pred))[None, None].float()
     t = torch.from_numpy(np.ascontiguousarray(truth))[None, None].float()
+    from monai.metrics import compute_dice, compute_hausdorff_distance, compute_iou  # 4 s of imports: here
+
     # ignore_empty=False gives exactly the conventions above: 1 when both are empty, 0 when one is.
     dice = float(compute_dice(p, t, include_background=True, ignore_empty=False).item())
     iou = float(compute_iou(p, t, include_background=True, ignore_empty=False).item())

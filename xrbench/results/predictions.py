@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from xrbench.families.base import Scored, TaskFamily, create_family
+from xrbench.families.base import Scored, TaskFamily, create_family, jsonable
 from xrbench.results.merge import ResultsError
 from xrbench.tasks.schema import TaskSpec
 
@@ -67,19 +67,11 @@ def predictions_header(spec: TaskSpec, family: TaskFamily, state: dict, *, seed:
 
 
 def predictions_jsonl(header: dict, scored: Scored, predictions: list[Any]) -> str:
-    lines = [json.dumps(header, sort_keys=True, default=_jsonable)]
+    lines = [json.dumps(header, sort_keys=True, default=jsonable)]
     for u, boot, pred, st in zip(scored.units, scored.boot_units, predictions, scored.stats):
         lines.append(json.dumps({"id": u.id, "patient": u.patient, "group": u.group, "boot_unit": boot,
-                                 "prediction": pred, "stats": st}, default=_jsonable))
+                                 "prediction": pred, "stats": st}, default=jsonable))
     return "\n".join(lines) + "\n"
-
-
-def _jsonable(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 def read_header(path: Path) -> dict | None:
