@@ -36,6 +36,7 @@ from xrbench.features.pixels import PixelCache
 from xrbench.features.store import FeatureStore
 from xrbench.features.view import FeatureRows, take
 from xrbench.models.base import Encoder
+from xrbench.models.meta import grid_pool
 from xrbench.registry import DATASETS
 from xrbench.results import leak, leaderboard
 from xrbench.results.predictions import predictions_header, predictions_jsonl
@@ -128,7 +129,7 @@ class Runner:
             keys.append(self.extractor.key(spec.dataset, split, manifest, spec.features))
             arr, geo = got[spec.features]
             rows = kept_rows(family, full, split, loader.root)
-            feats = (FeatureRows(arr, rows) if spec.features == "patches"
+            feats = (FeatureRows(arr, rows) if grid_pool(spec.features)
                      else np.asarray(arr[rows], dtype=np.float32))
             splits[split] = SplitData([full[i] for i in rows], feats, np.asarray(geo[rows]))
         # the hash of what was actually evaluated (after --limit and the task's row selection)
@@ -232,7 +233,7 @@ def head_threads(kind: str, train_features):
     Only the linear probe on large global feature sets (L-BFGS over millions of values) keeps
     every thread."""
     n = int(np.prod(getattr(train_features, "shape", (0,))))
-    if kind != "patches" and n >= PROBE_GPU_MIN:
+    if not grid_pool(kind) and n >= PROBE_GPU_MIN:
         yield
         return
     before = torch.get_num_threads()

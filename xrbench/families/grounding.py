@@ -45,6 +45,7 @@ from xrbench.families.base import FAMILIES, HeadOutput, Scored, SplitData, TaskF
 from xrbench.families.report_retrieval import text_encoder, tower_ident
 from xrbench.features.preprocess import Geometry
 from xrbench.features.text_store import TextFeatureStore
+from xrbench.models.meta import grid_pool
 
 THRESHOLDS = (0.3, 0.5)
 METRIC_NAMES = ("miou", *(f"acc@{t:g}" for t in THRESHOLDS))
@@ -140,7 +141,7 @@ class Grounding(TaskFamily):
         if unknown:
             raise ConfigError(f"key 'protocol.args': unknown {unknown}; protocol '{PROTOCOL}' takes "
                               f"{', '.join(DEFAULTS)}")
-        if self.spec.features != "patches":
+        if not grid_pool(self.spec.features):
             raise ConfigError(f"task {self.spec.name}: family 'grounding' reads 'patches', not {self.spec.features!r}")
 
     def wants_encoder(self, meta) -> bool:

@@ -39,6 +39,7 @@ from xrbench.errors import ConfigError, DataError
 from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily
 from xrbench.features.preprocess import Geometry
 from xrbench.metrics.landmarks import aggregate_landmarks_batch, landmark_stats, stack_stats
+from xrbench.models.meta import grid_pool
 from xrbench.registry import UnknownNameError, closest
 
 WIDTH = 64
@@ -87,7 +88,7 @@ class Landmarks(TaskFamily):
     def __init__(self, spec):
         super().__init__(spec)
         where = spec.source or spec.name
-        if spec.target.type != "landmarks" or spec.features != "patches" or not spec.target.labels:
+        if spec.target.type != "landmarks" or not grid_pool(spec.features) or not spec.target.labels:
             raise ConfigError(f"{where}: family 'landmarks' needs target.type 'landmarks' with the landmark "
                               f"names as target.labels, and features 'patches'")
         self.k = len(spec.target.labels)

@@ -52,6 +52,7 @@ from xrbench.errors import ConfigError, DataError
 from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily
 from xrbench.features.preprocess import Geometry
 from xrbench.metrics.detection import aggregate_detection_batch, image_stats, stack_stats
+from xrbench.models.meta import grid_pool
 from xrbench.registry import closest
 
 #: metric names a localization task may list, and what each expands to
@@ -207,7 +208,7 @@ class Localization(TaskFamily):
         if spec.target.type != "boxes":
             raise ConfigError(f"{where}: key 'target.type': family 'localization' takes 'boxes', "
                               f"not {spec.target.type!r}")
-        if spec.features != "patches":
+        if not grid_pool(spec.features):
             raise ConfigError(f"{where}: key 'features': family 'localization' needs 'patches'")
         if not spec.target.labels:
             raise ConfigError(f"{where}: key 'target.labels': list the box classes")

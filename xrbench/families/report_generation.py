@@ -54,6 +54,7 @@ from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, DataError
 from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily, Unit
 from xrbench.metrics.nlg import meteor_missing_reason, score as nlg_score, tokenize
+from xrbench.models.meta import grid_pool
 from xrbench.text.labeller import OBSERVATIONS, ce_scores, label_report
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -166,7 +167,7 @@ class ReportGeneration(TaskFamily):
     """One generated report per study from frozen patch features; NLG and clinical-efficacy metrics."""
 
     def check(self) -> None:
-        if self.spec.features != "patches":
+        if not grid_pool(self.spec.features):
             raise ConfigError(f"task {self.spec.name}: family 'report-generation' reads the patch grid "
                               f"(features: patches), not {self.spec.features!r}")
         if self.spec.protocol.name != "decoder":

@@ -55,6 +55,7 @@ from xrbench.errors import ConfigError, DataError
 from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily
 from xrbench.features.preprocess import Geometry
 from xrbench.metrics.segmentation import SCORES, aggregate_segmentation_batch, mask_stats, stack_stats
+from xrbench.models.meta import grid_pool
 from xrbench.registry import Registry, UnknownNameError, closest
 
 #: what a segmentation task may list in ``metrics`` (the keys of the aggregate)
@@ -153,7 +154,7 @@ class Segmentation(TaskFamily):
 
     def __init__(self, spec):
         super().__init__(spec)
-        if spec.target.type != "mask" or spec.features != "patches":
+        if spec.target.type != "mask" or not grid_pool(spec.features):
             raise ConfigError(f"task {spec.name}: family 'segmentation' takes target type 'mask' on "
                               f"'patches' features, not {spec.target.type!r} on {spec.features!r}")
         try:

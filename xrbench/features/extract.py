@@ -31,14 +31,16 @@ from xrbench.features import distributed as dist
 from xrbench.features.pixels import PIXEL_FORMAT, PixelCache, decode, normalise, pixel_key
 from xrbench.features.store import CorruptEntry, FeatureStore, feature_key
 from xrbench.models.base import Encoder, EncoderMeta
+from xrbench.models.meta import grid_pool
 from xrbench.models.checks import check_first_batch
 
 log = logging.getLogger(__name__)
 
 #: images per committed chunk: a crash loses at most this many encoded images
 CHUNK = 256
-#: stored dtype per kind (``blocks:N`` kinds are float32 like ``global``)
-DTYPES = {"global": "float32", "patches": "float16"}
+def dtype(kind: str) -> str:
+    """Patch grids (pooled or not) in float16, global and ``blocks:N`` kinds in float32."""
+    return "float16" if grid_pool(kind) else "float32"
 
 
 class _Decode(Dataset):
@@ -155,7 +157,7 @@ def iter_batches(encoder: Encoder, samples: Sequence[Sample], indices: Sequence[
             if first:  # the preprocessing contract, before anything is cached
                 check_first_batch(x, out, encoder.meta, [samples[i].id for i in indices[:len(x)]])
                 first = False
-            yield ({k: out[k].float().to(getattr(torch, DTYPES.get(k, "float32"))).cpu().numpy() for k in kinds},
+            yield ({k: out[k].float().to(getattr(torch, dtype(k))).cpu().numpy() for k in kinds},
                    geo.numpy())
             bar.update(x.shape[0])
 
@@ -366,7 +368,7 @@ class FeatureExtractor:
             b = len(geo)
             for k, part in parts.items():
                 if k not in arrays:
-                    feats, g, d = part.open(n, out[k].shape[1:], DTYPES.get(k, "float32"))
+                    feats, g, d = part.open(n, out[k].shape[1:], dtype(k))
                     if d < done:  # the saved partial did not fit: start this split again
                         for p in parts.values():
                             shutil.rmtree(p.dir, ignore_errors=True)
@@ -390,7 +392,7 @@ class FeatureExtractor:
             return None
         if n == 0:  # an empty shard (more ranks than images)
             for k, part in parts.items():
-                feats, g, _ = part.open(0, (self.encoder.meta.embed_dim,), DTYPES.get(k, "float32"))
+                feats, g, _ = part.open(0, (self.encoder.meta.embed_dim,), dtype(k))
                 part.commit(feats, g, 0)
         return None
 
@@ -401,7 +403,7 @@ class FeatureExtractor:
         row_shape = next(f.shape[1:] for f, _ in shards if len(f))
         part = self.store.partial(key)
         shutil.rmtree(part.dir, ignore_errors=True)
-        feats, geo, _ = part.open(n, row_shape, DTYPES.get(kind, "float32"))
+        feats, geo, _ = part.open(n, row_shape, dtype(kind))
         for i in range(0, len(shards[0][0]), CHUNK):  # split rows [w*i, w*j) hold shard rows i..j
             j = i + CHUNK
             lo, hi = w * i, min(w * j, n)

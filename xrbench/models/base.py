@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from xrbench.errors import ModelError
-from xrbench.models.meta import RANDOM_INIT, EncoderMeta
+from xrbench.models.meta import RANDOM_INIT, EncoderMeta, grid_pool
 
 __all__ = ["RANDOM_INIT", "Encoder", "EncoderMeta", "Features", "parse_blocks", "sha256_file", "sha256_files"]
 
@@ -48,6 +48,16 @@ def blocks_feature(cls_tokens: Sequence[torch.Tensor], last_patches: torch.Tenso
     """Concatenate per-block class tokens [B, D] (oldest first) and optionally mean patch tokens."""
     parts = list(cls_tokens) + ([last_patches.flatten(1, -2).mean(1)] if avgpool else [])
     return torch.cat([p.float() for p in parts], dim=-1)
+
+
+def pool_grid(patches: torch.Tensor, k: int, encoder: str) -> torch.Tensor:
+    """[B, h, w, D] -> [B, h/k, w/k, D], the mean of each k x k block of cells (so a pooled cell
+    still covers an exact square of the input, and boxes map to it as to the full grid)."""
+    b, h, w, d = patches.shape
+    if h % k or w % k:
+        raise ModelError(f"encoder '{encoder}': its {h}x{w} patch grid cannot be pooled by {k} "
+                         f"(patches:pool{k} needs a grid divisible by {k})")
+    return patches.reshape(b, h // k, k, w // k, k, d).mean((2, 4))
 
 
 class Features(dict):
@@ -86,9 +96,13 @@ class Encoder(nn.Module):
     @torch.inference_mode()
     def encode(self, x: torch.Tensor, kinds: Sequence[str] | None = None) -> Features:
         """``x``: [B, C, S, S] preprocessed. Returns {"global": [B, D], "patches": [B, h, w, D]},
-        plus any ``blocks:N[:avgpool]`` kinds listed in ``kinds``."""
+        plus any ``blocks:N[:avgpool]`` and ``patches:poolK`` kinds listed in ``kinds``."""
         self.images_encoded += x.shape[0]
         out = dict(self.forward_features(x))
+        for k in kinds or ():
+            k_pool = grid_pool(k)
+            if k_pool and k_pool > 1:
+                out[k] = pool_grid(out["patches"], k_pool, self.meta.name)
         asked = [(k, parse_blocks(k)) for k in kinds or ()]
         asked = [(k, b) for k, b in asked if b is not None]
         if asked:

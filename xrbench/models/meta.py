@@ -69,6 +69,17 @@ class EncoderMeta:
         return self.input_size // self.patch_size if self.patch_size else None
 
 
+def grid_pool(kind: str) -> int | None:
+    """The pooling factor of a patch-grid feature kind: ``patches`` -> 1, ``patches:poolK`` -> K
+    (the grid average-pooled K x K: K^2 times less disk for the dense tasks at MIMIC scale); any
+    other kind -> None."""
+    if kind == "patches":
+        return 1
+    if kind.startswith("patches:pool") and kind[len("patches:pool"):].isdigit():
+        return int(kind[len("patches:pool"):])
+    return None
+
+
 def weights_env(name: str) -> str:
     """``XRBENCH_<NAME>_WEIGHTS`` (dashes become underscores: ``XRBENCH_RAD_DINO_WEIGHTS``)."""
     return f"XRBENCH_{name.upper().replace('-', '_').replace('.', '_')}_WEIGHTS"

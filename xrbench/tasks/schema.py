@@ -56,7 +56,7 @@ class TaskSpec(_Strict):
     where: dict[str, Any] = Field(default_factory=dict)
     #: ``global``, ``patches`` (the grid), or ``blocks:N`` / ``blocks:N:avgpool`` (class tokens of the
     #: last N blocks, plus the mean patch token: DINOv2's linear protocol uses blocks:4:avgpool)
-    features: str = Field("global", pattern=r"^(global|patches|blocks:[1-9][0-9]?(:avgpool)?)$")
+    features: str = Field("global", pattern=r"^(global|patches(:pool[2-9])?|blocks:[1-9][0-9]?(:avgpool)?)$")
     target: Target
     protocol: Protocol
     metrics: list[str]
