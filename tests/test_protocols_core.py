@@ -101,3 +101,20 @@ def test_constant_training_feature_gets_scale_one_as_in_scikit_learn():
     val = x[:3].copy()
     val[:, 2] = 0.26
     assert np.abs((val - mu) / sd).max() < 10  # not thousands of standard deviations
+
+
+def test_grid_standardiser_streams_a_view_and_gives_constant_channels_scale_one():
+    from sklearn.preprocessing import StandardScaler
+
+    from xrbench.features.view import FeatureRows
+    from xrbench.protocols.base import grid_standardiser
+
+    rng = np.random.default_rng(1)
+    grids = rng.normal(3.0, 2.0, size=(150, 3, 3, 5)).astype(np.float16)
+    grids[..., 1] = 1234.5  # a channel constant over every cell of every training grid
+    view = FeatureRows(grids, list(range(0, 150, 2)))  # a row subset, read in batches of 64
+    mu, sd = grid_standardiser(view)
+    ref = StandardScaler().fit(grids[::2].reshape(-1, 5).astype(np.float64))
+    np.testing.assert_allclose(mu, ref.mean_, rtol=1e-6)
+    np.testing.assert_allclose(sd, ref.scale_, rtol=1e-5)
+    assert sd[1] == 1.0 and mu.dtype == sd.dtype == np.float32

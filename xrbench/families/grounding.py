@@ -46,6 +46,7 @@ from xrbench.families.report_retrieval import text_encoder, tower_ident
 from xrbench.features.preprocess import Geometry
 from xrbench.features.text_store import TextFeatureStore
 from xrbench.models.meta import grid_pool
+from xrbench.protocols.base import standardiser
 
 THRESHOLDS = (0.3, 0.5)
 METRIC_NAMES = ("miou", *(f"acc@{t:g}" for t in THRESHOLDS))
@@ -189,8 +190,7 @@ class Grounding(TaskFamily):
             grid = torch.from_numpy(np.concatenate([b for _, b in split.features.batches(256)])
                                     if len(split.features) else np.zeros((0, 1, 1, 1), np.float32))
             if mu is None:  # train statistics, per channel over every cell
-                flat = grid.reshape(-1, grid.shape[-1])
-                mu, sd = flat.mean(0), flat.std(0) + 1e-6
+                mu, sd = (torch.from_numpy(v) for v in standardiser(grid.reshape(-1, grid.shape[-1]).numpy()))
             rows = torch.tensor([u.rows[0] for u in units], dtype=torch.long)
             target = torch.tensor([self._to_input(self.truth(u, split.samples), split.geometry[u.rows[0]])
                                    for u in units], dtype=torch.float32).reshape(-1, 4)

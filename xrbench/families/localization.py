@@ -53,6 +53,7 @@ from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily
 from xrbench.features.preprocess import Geometry
 from xrbench.metrics.detection import aggregate_detection_batch, image_stats, stack_stats
 from xrbench.models.meta import grid_pool
+from xrbench.protocols.base import grid_standardiser
 from xrbench.registry import closest
 
 #: metric names a localization task may list, and what each expands to
@@ -140,20 +141,12 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class _Standardise:
-    """Per-channel mean/std of the training grids, from one streaming pass over the view."""
+    """Per-channel mean/std of the training grids, from one streaming pass over the view (a channel
+    constant on train gets scale 1)."""
 
     def __init__(self, view):
-        s = s2 = None
-        count = 0
-        for _, x in view.batches(64):
-            flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
-            s = flat.sum(0) if s is None else s + flat.sum(0)
-            s2 = (flat ** 2).sum(0) if s2 is None else s2 + (flat ** 2).sum(0)
-            count += len(flat)
-        mean = s / count
-        std = np.sqrt(np.maximum(s2 / count - mean ** 2, 0)) + 1e-6
-        self.mean = torch.from_numpy(mean.astype(np.float32))
-        self.std = torch.from_numpy(std.astype(np.float32))
+        mean, std = grid_standardiser(view)
+        self.mean, self.std = torch.from_numpy(mean), torch.from_numpy(std)
 
     def __call__(self, x: np.ndarray) -> torch.Tensor:
         """[B, h, w, D] float32 rows (a fresh array from the view) standardised in place."""

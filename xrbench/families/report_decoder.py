@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xrbench.families.report_generation import BOS, EOS, PAD, Vocab
+from xrbench.protocols.base import standardiser
 
 
 class _Attention(nn.Module):
@@ -113,8 +114,8 @@ class Fit:
 
 
 def _standardiser(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    flat = grids.reshape(-1, grids.shape[-1])
-    return flat.mean(0).astype(np.float32), (flat.std(0) + 1e-6).astype(np.float32)
+    mean, scale = standardiser(grids.reshape(-1, grids.shape[-1]).astype(np.float64))
+    return mean.astype(np.float32), scale.astype(np.float32)
 
 
 def _batch(ids: list[list[int]]) -> torch.Tensor:

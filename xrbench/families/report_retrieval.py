@@ -35,6 +35,7 @@ from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, DataError
 from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily, Unit
 from xrbench.features.text_store import TextFeatureStore
+from xrbench.protocols.base import standardiser
 
 KS = (1, 5, 10)
 DIRECTIONS = ("i2t", "t2i")
@@ -190,7 +191,7 @@ class ReportRetrieval(TaskFamily):
             val_score = self._score(project(sides["val"][1]), _normalise(txt["val"]), sides["val"][2])
         else:
             a = self.args
-            mu, sd = sides["train"][1].mean(0), sides["train"][1].std(0) + 1e-6
+            mu, sd = standardiser(np.asarray(sides["train"][1], dtype=np.float64))
 
             def prep(x: np.ndarray) -> np.ndarray:
                 return _normalise((x - mu) / sd).astype(np.float32)

@@ -56,6 +56,7 @@ from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily
 from xrbench.features.preprocess import Geometry
 from xrbench.metrics.segmentation import SCORES, aggregate_segmentation_batch, mask_stats, stack_stats
 from xrbench.models.meta import grid_pool
+from xrbench.protocols.base import grid_standardiser
 from xrbench.registry import Registry, UnknownNameError, closest
 
 #: what a segmentation task may list in ``metrics`` (the keys of the aggregate)
@@ -195,7 +196,7 @@ class Segmentation(TaskFamily):
         n, gh, gw, dim = train.features.shape
         head = self.head(dim)
         out_hw = (gh * head.upsample, gw * head.upsample)
-        mean, scale = _channel_stats(train.features)
+        mean, scale = (torch.from_numpy(v) for v in grid_standardiser(train.features))
         targets = np.stack([np.round(255 * mask_target(load_mask(self.target(s)), geometry(g), out_hw))
                             .astype(np.uint8) for s, g in zip(train.samples, train.geometry)])
         val_units = self.units(val.samples)
@@ -268,19 +269,6 @@ class Segmentation(TaskFamily):
                             f"{pred!r:.80}", path=path, row=line, field="prediction")
         rle_runs(pred["rle"], size[0], size[1], path=path, row=line, field="prediction.rle")
         return pred
-
-
-def _channel_stats(view) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of a grid view over all patches (float64 sums, batch by batch);
-    a constant channel gets scale 1, as scikit-learn's StandardScaler does."""
-    total = count = sq = 0
-    for _, x in view.batches(64):
-        flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
-        total, sq, count = total + flat.sum(0), sq + (flat ** 2).sum(0), count + len(flat)
-    mean = total / count
-    std = np.sqrt(np.maximum(sq / count - mean ** 2, 0))
-    std[std < 1e-8 * np.maximum(1.0, np.abs(mean))] = 1.0
-    return torch.from_numpy(mean).float(), torch.from_numpy(std).float()
 
 
 def _standardise(x: np.ndarray, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
