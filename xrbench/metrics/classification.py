@@ -175,21 +175,27 @@ def _multiclass_target(y: np.ndarray, s2: np.ndarray) -> bool:
     return s2.shape[1] > 2 and np.asarray(y).reshape(len(s2), -1).shape[1] == 1
 
 
-def calibration_pairs(y: np.ndarray, s: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(confidence, outcome) per calibration curve: one per label (NaN labels dropped) for binary and
-    multilabel scores, the top label for multiclass (confidence = max probability, outcome = correct)."""
+def calibration_curves(y: np.ndarray, s: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(confidence, outcome, rows kept) per calibration curve: one per label (NaN labels dropped) for
+    binary and multilabel scores, the top label for multiclass (confidence = max probability,
+    outcome = correct). The rows kept let the all-replicates version weight the same samples."""
     s2 = _as_2d(np.asarray(s, dtype=np.float64))
     if _multiclass_target(y, s2):
         t = np.asarray(y).reshape(-1).astype(int)
-        return [(s2.max(1), (s2.argmax(1) == t).astype(np.float64))]
+        return [(s2.max(1), (s2.argmax(1) == t).astype(np.float64), np.ones(len(s2), dtype=bool))]
     y2 = _as_2d(np.asarray(y, dtype=np.float64))
     if s2.shape[1] == 2 and y2.shape[1] == 1:
         s2 = s2[:, 1:]
     out = []
     for k in range(y2.shape[1]):
         keep = ~np.isnan(y2[:, k])
-        out.append((s2[keep, k], (y2[keep, k] > 0.5).astype(np.float64)))
+        out.append((s2[keep, k], (y2[keep, k] > 0.5).astype(np.float64), keep))
     return out
+
+
+def calibration_pairs(y: np.ndarray, s: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(confidence, outcome) per calibration curve (:func:`calibration_curves`)."""
+    return [(c, o) for c, o, _ in calibration_curves(y, s)]
 
 
 def ece_bins(conf: np.ndarray) -> np.ndarray:

@@ -157,23 +157,12 @@ def f1_macro_w(y, s, w, **_) -> np.ndarray:
 # -- calibration ----------------------------------------------------------------------------------
 def _calibration_w(y, s, w):
     """(per-curve (confidence, outcome, weights)) or None when the scores are not probabilities."""
-    from xrbench.metrics.classification import _multiclass_target, _probabilities
+    from xrbench.metrics.classification import _probabilities, calibration_curves
 
     s = np.asarray(s, dtype=np.float64)
     if not _probabilities(s):
         return None
-    s2 = _2d(s)
-    if _multiclass_target(y, s2):
-        t = np.asarray(y).reshape(-1).astype(int)
-        return [(s2.max(1), (s2.argmax(1) == t).astype(np.float64), w)]
-    y2 = _2d(np.asarray(y, dtype=np.float64))
-    if s2.shape[1] == 2 and y2.shape[1] == 1:
-        s2 = s2[:, 1:]
-    out = []
-    for k in range(y2.shape[1]):
-        keep = ~np.isnan(y2[:, k])
-        out.append((s2[keep, k], (y2[keep, k] > 0.5).astype(np.float64), w[:, keep]))
-    return out
+    return [(c, o, w[:, keep]) for c, o, keep in calibration_curves(y, s)]
 
 
 def ece_w(y, s, w, **_) -> np.ndarray:
