@@ -31,8 +31,14 @@ def test_bench_json_on_rewritten_images(tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["images"] == 8 and res["source_size"] == [200, 160] and "rewritten as 200x160" in res["dataset"]
-    assert set(res["ratios"]) == {"end_to_end_vs_limit", "end_to_end_cached_vs_limit", "cache_read_vs_decode"}
-    assert all(v > 0 for v in res["rates_img_s"].values())
+    assert set(res["ratios"]) == {"end_to_end_vs_limit", "end_to_end_cached_vs_limit", "cache_read_vs_decode",
+                                  "end_to_end_vs_shared_cores_limit"}
+    r, q = res["rates_img_s"], res["ratios"]
+    assert all(v > 0 for v in r.values())
+    # on the CPU forward and decode add: the shared limit is their harmonic combination, below both
+    assert r["shared_cores_limit"] == pytest.approx(1 / (1 / r["forward"] + 1 / r["decode"]))
+    assert r["shared_cores_limit"] < min(r["forward"], r["decode"])
+    assert q["end_to_end_vs_shared_cores_limit"] == pytest.approx(r["end_to_end"] / r["shared_cores_limit"])
 
 
 @pytest.mark.parametrize("bad", ["3000", "3000x", "5x5", "axb"])

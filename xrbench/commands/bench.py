@@ -4,7 +4,10 @@ Each stage is measured alone, then together: pure forward on pre-loaded tensors 
 limit), decode + pad + resize on all cores (the decode limit), reading the pixel cache (the decode
 side of a second encoder at the same input size), and end to end with and without the cache. The
 end-to-end rate is reported as a fraction of the lower of the two limits it runs against: 1.0
-means the pipeline hides the other stage completely. Rates start after the first batch (worker
+means the pipeline hides the other stage completely. On a CPU device the forward pass and the
+decode workers share the same cores, so their costs add and the rate cannot exceed
+``1 / (1/forward + 1/decode)``; that shared-cores limit and the fraction of it reached are reported
+too (on CUDA the forward runs on the GPU and the lower limit is the one that applies). Rates start after the first batch (worker
 start-up and warm-up are not throughput).
 """
 from __future__ import annotations
@@ -125,14 +128,17 @@ def measure(encoder, samples, *, device: str, batch_size: int, workers: int, wor
     cache_read = _rate(loader(cached=cached), work=lambda b: (normalise(b[0].to(device, non_blocking=cuda), meta), sync()))
     e2e_cached = _rate(iter_batches(enc, samples, idx, cached=cached, **kw), count=lambda b: len(b[1]))
     lim, lim_c = min(forward, decode), min(forward, cache_read)
+    shared = None if cuda else 1 / (1 / forward + 1 / decode)
     return {"model": meta.name, "input_size": meta.input_size, "images": len(samples), "device": device,
             "batch_size": batch_size, "workers": workers, "cpus": os.cpu_count(),
             "load_average": [round(v, 2) for v in os.getloadavg()],
             "rates_img_s": {"forward": forward, "decode": decode, "end_to_end": e2e,
-                            "pixel_cache_read": cache_read, "end_to_end_cached": e2e_cached},
+                            "pixel_cache_read": cache_read, "end_to_end_cached": e2e_cached,
+                            **({} if shared is None else {"shared_cores_limit": shared})},
             "bound": "compute" if forward <= decode else "decode",
             "ratios": {"end_to_end_vs_limit": e2e / lim, "end_to_end_cached_vs_limit": e2e_cached / lim_c,
-                       "cache_read_vs_decode": cache_read / decode},
+                       "cache_read_vs_decode": cache_read / decode,
+                       **({} if shared is None else {"end_to_end_vs_shared_cores_limit": e2e / shared})},
             "ms_per_image": {"forward": 1000 / forward, "decode_per_core": 1000 * max(workers, 1) / decode}}
 
 
@@ -171,4 +177,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"bound: {res['bound']}; end to end / min(forward, decode) = {q['end_to_end_vs_limit']:.2f}; "
           f"cached end to end / min(forward, cache read) = {q['end_to_end_cached_vs_limit']:.2f}; "
           f"cache read / decode = {q['cache_read_vs_decode']:.1f}x")
+    if "shared_cores_limit" in r:
+        print(f"forward and decode share the CPU: shared-cores limit 1/(1/forward + 1/decode) = "
+              f"{r['shared_cores_limit']:.1f} img/s; end to end / that = "
+              f"{q['end_to_end_vs_shared_cores_limit']:.2f}")
     return 0
