@@ -213,7 +213,7 @@ def test_timm_blocks_and_partial_checkpoint_recorded_through_cli(tmp_path, monke
     args = ["run", "--model", f"module:{spec}", "--weights", str(tmp_path / "partial.safetensors"),
             "--task", "chexpert-linear", "--output", str(tmp_path / "out"), "--bootstrap", "100",
             "--workers", "0", "--device", "cpu"]
-    assert main(args) == 1
+    assert main(args) == 2
     assert "1 missing key(s): [conv.bias]; 0 unexpected key(s) (--allow-partial loads it anyway" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="loading the rest because of --allow-partial"):
         assert main(args + ["--allow-partial"]) == 0
@@ -254,6 +254,19 @@ def test_mxr0_records_text_tower_folder(tmp_path, monkeypatch):
     assert enc.meta.modalities == ("image", "text") and enc.meta.extra["text_weights"] == str(tmp_path / "pubmedbert")
     with pytest.raises(ModelError, match="has no text tower"):
         create_encoder("xr0", text_weights=str(tmp_path / "pubmedbert"))
+
+
+def test_text_weights_flag_reaches_the_factory(tmp_path, monkeypatch, capsys):
+    from xrbench.cli import main
+
+    monkeypatch.setenv("XRBENCH_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "pubmedbert"
+    folder.mkdir()
+    args = ["run", "--task", "chexpert-linear", "--output", str(tmp_path / "out"), "--text-weights", str(folder)]
+    assert main(args + ["--model", "mxr0"]) == 2
+    assert "PubMedBERT-format folder" in capsys.readouterr().err
+    assert main(args + ["--model", "xr0"]) == 2
+    assert "has no text tower" in capsys.readouterr().err
 
 
 def test_list_models_reads_cards_without_torch_and_info_prints_preprocessing(capsys):

@@ -24,17 +24,17 @@ def test_list_commands(capsys):
     assert "chexpert" in capsys.readouterr().out
 
 
-def test_misfit_weights_exit_1_naming_file(tmp_path, capsys, xr_home):
+def test_misfit_weights_exit_2_naming_file(tmp_path, capsys, xr_home):
     import torch
 
     bad = tmp_path / "other.pt"
     torch.save({"conv.weight": torch.zeros(3, 3)}, bad)
-    assert main(["run", "--model", "xr0", "--weights", str(bad), "--task", "chexpert-linear"]) == 1
+    assert main(["run", "--model", "xr0", "--weights", str(bad), "--task", "chexpert-linear"]) == 2
     err = capsys.readouterr().err
     assert "other.pt: checkpoint does not fit architecture 'vit_base_patch16_224'" in err
 
 
-def test_corrupt_image_in_a_worker_exits_1_naming_the_file(tmp_path, capsys, xr_home):
+def test_corrupt_image_in_a_worker_exits_2_naming_the_file(tmp_path, capsys, xr_home):
     from safetensors.torch import save_file
 
     from _results_fixtures import ToySpots, toy_tasks
@@ -48,7 +48,7 @@ def test_corrupt_image_in_a_worker_exits_1_naming_the_file(tmp_path, capsys, xr_
     argv = ["run", "--model", "timm:test_resnet", "--weights", str(weights), "--task", "toy-spots-linear",
             "--include", str(toy_tasks(tmp_path / "tasks")), "--data", f"toy-spots={root}",
             "--workers", "1", "--output", str(tmp_path / "out")]
-    assert main(argv) == 1
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"xrbench: error: {root / '007.png'}: cannot be decoded as an image" in err
     assert "Traceback" not in err

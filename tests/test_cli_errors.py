@@ -1,6 +1,7 @@
 """One error path (docs/reliability.md): every failure is one line on stderr naming the file, row,
-field or option and what was expected, never a traceback; exit 2 for usage and configuration,
-1 for data, models and files, 130 when interrupted. ``xrbench run`` finds them before any work."""
+field or option and what was expected, never a traceback; exit 2 for bad input (usage,
+configuration, dataset files, checkpoints), 1 when the machine fails (a real OSError) or on a bug,
+130 when interrupted. ``xrbench run`` finds them before any work."""
 from __future__ import annotations
 
 import json
@@ -226,13 +227,13 @@ def test_missing_dataset_roots(tmp_path, xr_home, capsys):
 
 
 def test_random_init_on_real_data_is_refused_before_work(tmp_path, xr_home, capsys):
-    line = fails(RUN + ["--data-root", str(tmp_path), "--output", str(tmp_path / "o")], 1, capsys)
+    line = fails(RUN + ["--data-root", str(tmp_path), "--output", str(tmp_path / "o")], 2, capsys)
     assert line == ("xrbench: error: model 'timm:test_resnet' has no weights (random-init) and would run on real "
                     "data (chexpert); random-init runs only on the synthetic demo. Pass --weights PATH.")
     no_work(xr_home, tmp_path / "o")
 
 
-# -- data errors are exit 1 ---------------------------------------------------------------------
+# -- data errors are exit 2 ---------------------------------------------------------------------
 def test_an_empty_split_is_a_data_error(tmp_path):
     from xrbench.families import create_family
     from xrbench.families.base import kept_rows
@@ -260,7 +261,7 @@ def test_coco_annotation_that_is_a_string(tmp_path, capsys):
         FracAtlas(root).samples()
     assert str(e.value) == (f"{coco}, field 'annotations[0]': 'IMG0000000.jpg' is not an object; expected "
                             "{'image_id': ..., 'bbox': ...}")
-    assert main(["data", "check", "--dataset", "fracatlas", "--root", str(root)]) == 1
+    assert main(["data", "check", "--dataset", "fracatlas", "--root", str(root)]) == 2
     out = capsys.readouterr()
     assert "annotations[0]" in out.out and "Traceback" not in out.out + out.err
 
@@ -281,7 +282,7 @@ def _raising(monkeypatch, exc: BaseException) -> None:
     (OSError(28, "No space left on device", "/srv/features/x.npy"), 1,
      "xrbench: error: /srv/features/x.npy: No space left on device"),
     (KeyboardInterrupt(), 130, "xrbench: error: interrupted"),
-    (DataError("expected a number", path="t.csv", row=3, field="age"), 1,
+    (DataError("expected a number", path="t.csv", row=3, field="age"), 2,
      "xrbench: error: t.csv, row 3, field 'age': expected a number"),
     (ZeroDivisionError("division by zero"), 1,
      "xrbench: error: internal error (ZeroDivisionError: division by zero); rerun with --debug for the "

@@ -2,7 +2,7 @@
 
 A tiny timm ResNet (test_resnet) with random weights saved to .safetensors is the baseline checkpoint; the same
 weights under another file name must pass (exit 0); the same weights with the last stage zeroed
-(features constant -> AUROC 0.5) must be caught (exit 1); a malformed file gives exit 2.
+(features constant) is stopped by `xrbench run` (exit 2, bad input); a malformed file gives exit 2.
 """
 from __future__ import annotations
 
@@ -47,9 +47,9 @@ def flow(tmp_path_factory):
 
 def test_a_degraded_checkpoint_fails_the_job_before_any_feature_is_cached(flow, capsys):
     # layer4's filters zeroed: every image gives the same features. The first-batch check stops the
-    # run (exit 1) before anything is cached or scored, so the CI job fails at `xrbench run`
+    # run (exit 2) before anything is cached or scored, so the CI job fails at `xrbench run`
     # (a paired regression of a working but worse checkpoint: tests/test_compare.py)
-    assert _evaluate(flow / "dead.safetensors", flow / "results-dead", flow / "tasks", flow / "data") == 1
+    assert _evaluate(flow / "dead.safetensors", flow / "results-dead", flow / "tasks", flow / "data") == 2
     assert "identical global features" in capsys.readouterr().err
     assert not (flow / "results-dead").exists() or not any((flow / "results-dead").rglob("*.json"))
 

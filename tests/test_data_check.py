@@ -143,7 +143,7 @@ def test_human_output_is_a_table(toy, capsys):
 def test_renamed_column_fails_naming_file_and_column(toy, capsys):
     (toy / "index.csv").write_text("\n".join([TOY_ROWS[0].replace("finding", "findings"), *TOY_ROWS[1:]]))
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(toy))
-    assert code == 1 and not report["ok"] and report["splits"] == {} and report["manifest_hash"] is None
+    assert code == 2 and not report["ok"] and report["splits"] == {} and report["manifest_hash"] is None
     [error] = report["errors"]
     assert str(toy / "index.csv") in error and "'finding'" in error and "findings" in error
 
@@ -151,7 +151,7 @@ def test_renamed_column_fails_naming_file_and_column(toy, capsys):
 def test_missing_image_is_listed_relative_to_root(toy, capsys):
     (toy / "images" / "b.png").unlink()
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(toy))
-    assert code == 1
+    assert code == 2
     assert report["splits"]["train"]["missing"] == ["images/b.png"]
     assert report["errors"] == ["train: 1 image(s) missing: images/b.png"]
 
@@ -159,7 +159,7 @@ def test_missing_image_is_listed_relative_to_root(toy, capsys):
 def test_path_escaping_the_root_fails(toy, capsys):
     (toy / "index.csv").write_text("\n".join([*TOY_ROWS, "../outside.png,p9,test,1,0,,,"]))
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(toy))
-    assert code == 1
+    assert code == 2
     [error] = report["errors"]
     assert "row 7" in error and "'../outside.png' escapes the dataset root" in error
 
@@ -169,7 +169,7 @@ def test_corrupt_image_passes_header_check_and_fails_deep(toy, capsys):
     (toy / "images" / "d.png").write_bytes(data[: len(data) // 2])  # header intact, pixels cut
     assert run_check(capsys, "--dataset", "toy-check", "--root", str(toy))[0] == 0
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(toy), "--deep")
-    assert code == 1
+    assert code == 2
     [entry] = report["splits"]["val"]["unreadable"]
     assert entry["id"] == "d" and entry["path"] == "images/d.png"
     assert entry["error"].startswith("cannot be decoded as an image")
@@ -179,7 +179,7 @@ def test_corrupt_image_passes_header_check_and_fails_deep(toy, capsys):
 def test_not_an_image_fails_without_deep(toy, capsys):
     (toy / "images" / "e.png").write_text("not a png")
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(toy))
-    assert code == 1
+    assert code == 2
     assert [u["id"] for u in report["splits"]["test"]["unreadable"]] == ["e"]
 
 
@@ -188,7 +188,7 @@ def test_malformed_rle_found_by_deep_with_sample_id(tmp_path, capsys):
     root = write_toy(tmp_path / "toy", rows)
     assert run_check(capsys, "--dataset", "toy-check", "--root", str(root))[0] == 0  # strings not decoded
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(root), "--deep")
-    assert code == 1
+    assert code == 2
     assert report["splits"]["train"]["unreadable"] == [{
         "id": "c", "path": "images/c.png",
         "error": "mask: RLE '3 4 5' has 3 numbers; expected (gap, length) pairs"}]
@@ -197,7 +197,7 @@ def test_malformed_rle_found_by_deep_with_sample_id(tmp_path, capsys):
 def test_mask_of_wrong_size_fails(toy, capsys):
     write_raster(toy / "masks" / "a.png", np.ones((8, 16)))
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(toy))
-    assert code == 1
+    assert code == 2
     assert report["splits"]["train"]["unreadable"] == [
         {"id": "a", "path": "masks/a.png", "error": "mask file is 8x16; expected 16x16"}]
 
@@ -205,7 +205,7 @@ def test_mask_of_wrong_size_fails(toy, capsys):
 def test_patient_in_two_splits_and_bad_label_value_fail(tmp_path, capsys):
     rows = [*TOY_ROWS[:-1], "images/e.png,p2,test,0.5,0,,,"]
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(write_toy(tmp_path / "t", rows)))
-    assert code == 1
+    assert code == 2
     assert report["errors"] == [
         "label 'finding' has a value other than 1, 0, -1 (uncertain) or NaN (unknown) on 1 sample(s): e",
         "patients in both train and test: p2 (1 patient(s))"]
@@ -215,7 +215,7 @@ def test_empty_split_and_loader_missing_entries_fail(tmp_path, capsys, monkeypat
     root = write_toy(tmp_path / "t", [r for r in TOY_ROWS if ",val," not in r])
     monkeypatch.setattr(ToyCheck, "report_extra", lambda self: {"missing": ["x1", "x2"], "skipped": 3})
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(root))
-    assert code == 1 and report["extra"] == {"missing": ["x1", "x2"], "skipped": 3}
+    assert code == 2 and report["extra"] == {"missing": ["x1", "x2"], "skipped": 3}
     assert report["errors"] == [
         "val: no samples (every split needs some; the runner fits on train, selects on val and scores test)",
         "2 entries of the dataset files have no image (loader's 'missing'): x1, x2"]
@@ -272,11 +272,11 @@ def test_chexpert_renamed_column_and_escaping_path_fail(chexpert, capsys):
     original = train.read_text()
     train.write_text(original.replace(",Edema,", ",Oedema,", 1))
     code, report = run_check(capsys, "--dataset", "chexpert", "--root", str(chexpert))
-    assert code == 1 and "train.csv" in report["errors"][0] and "'Edema'" in report["errors"][0]
+    assert code == 2 and "train.csv" in report["errors"][0] and "'Edema'" in report["errors"][0]
     train.write_text(original.replace("CheXpert-v1.0-small/train/patient00007",
                                       "CheXpert-v1.0-small/../../elsewhere/patient00007"))
     code, report = run_check(capsys, "--dataset", "chexpert", "--root", str(chexpert))
-    assert code == 1 and "escapes the dataset root" in report["errors"][0]
+    assert code == 2 and "escapes the dataset root" in report["errors"][0]
 
 
 def test_chexpert_missing_and_truncated_images(chexpert, capsys):
@@ -285,7 +285,7 @@ def test_chexpert_missing_and_truncated_images(chexpert, capsys):
     jpg = folder / "valid/patient64541/study1/view1_frontal.jpg"
     jpg.write_bytes(jpg.read_bytes()[:-60])
     code, report = run_check(capsys, "--dataset", "chexpert", "--root", str(chexpert), "--deep")
-    assert code == 1
+    assert code == 2
     missing = report["splits"]["train"]["missing"] + report["splits"]["val"]["missing"]
     assert missing == ["CheXpert-v1.0-small/train/patient00003/study1/view1_frontal.jpg"]
     [bad] = report["splits"]["test"]["unreadable"]
@@ -299,7 +299,7 @@ def test_siim_malformed_rle_fails_naming_row(tmp_path, capsys):
                     bits_stored=8, sop_uid=uid)
     (root / "train-rle.csv").write_text("ImageId, EncodedPixels\n1.2.3.1, -1\n1.2.3.2, 3 4\n1.2.3.3, 5 3 10\n")
     code, report = run_check(capsys, "--dataset", "siim-acr", "--root", str(root))
-    assert code == 1
+    assert code == 2
     [error] = report["errors"]
     assert "train-rle.csv" in error and "row 4" in error and "EncodedPixels" in error and "'5 3 10'" in error
 

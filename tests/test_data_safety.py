@@ -158,7 +158,7 @@ def test_data_check_reports_content_shared_by_two_splits(tmp_path, capsys):
                same=("a.png", "a2.png"))
     code = main(["data", "check", "--dataset", "toy-safety", "--root", str(root), "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert code == 1 and any("identical content" in e and "r1" in e and "r3" in e for e in report["errors"])
+    assert code == 2 and any("identical content" in e and "r1" in e and "r3" in e for e in report["errors"])
 
 
 # --------------------------------------------------------------------------- symlinks
@@ -177,7 +177,7 @@ def test_a_symlink_leaving_the_root_is_an_error_unless_allowed(tmp_path, capsys)
     assert len(allowed.image_digests(allowed.samples())) == 3
     code = main(["data", "check", "--dataset", "toy-safety", "--root", str(root), "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert code == 1 and any("symlink that leaves the dataset root" in e for e in report["errors"])
+    assert code == 2 and any("symlink that leaves the dataset root" in e for e in report["errors"])
     code = main(["data", "check", "--dataset", "toy-safety", "--root", str(root), "--json", "--allow-symlinks"])
     assert code == 0, json.loads(capsys.readouterr().out)["errors"]
 
@@ -260,7 +260,7 @@ def test_boneage_test_row_never_falls_back_to_a_training_image(tmp_path, capsys)
     assert samples["train/1377"].image == root / "boneage-training-dataset/boneage-training-dataset/1377.png"
     code = main(["data", "check", "--dataset", "rsna-boneage", "--root", str(root), "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert code == 1 and report["splits"]["test"]["missing"] == ["Bone Age Test Set/1377.png"]
+    assert code == 2 and report["splits"]["test"]["missing"] == ["Bone Age Test Set/1377.png"]
 
 
 def test_boneage_images_in_folders_naming_no_split_are_counted_not_used(tmp_path):

@@ -13,10 +13,12 @@ import sys
 import traceback
 import warnings
 
-from xrbench.errors import ConfigError, XRBenchError
+from xrbench.errors import XRBenchError
 from xrbench.registry import UnknownNameError
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: 2 for any bad input (options, task files, dataset files, checkpoints): the user can fix it; 1 when the
+#: machine failed (a real OSError) or xrbench has a bug; 130 when interrupted
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,10 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def classify(e: BaseException) -> tuple[int, str]:
     """(exit status, one-line message) of an exception that ends a command."""
-    if isinstance(e, (UnknownNameError, ConfigError)):
-        return EXIT_USAGE, one_line(e)
-    if isinstance(e, XRBenchError):
-        return EXIT_FAIL, one_line(e)
+    if isinstance(e, (UnknownNameError, XRBenchError)):  # usage, configuration, data and model errors
+        return EXIT_BAD_INPUT, one_line(e)
     if isinstance(e, OSError):  # permission denied, disk full, a folder vanished: the path says which
         return EXIT_FAIL, one_line(e)
     if isinstance(e, KeyboardInterrupt):

@@ -62,7 +62,7 @@ def _check(args: argparse.Namespace) -> int:
     report = check_dataset(args.dataset, args.root, deep=args.deep, options=dict(args.option),
                            workers=args.workers, allow_symlinks=args.allow_symlinks)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0 if report["ok"] else 1
+    return 0 if report["ok"] else 2  # bad input, as everywhere (xrbench/cli.py)
 
 
 def _preview(args: argparse.Namespace) -> int:

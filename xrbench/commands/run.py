@@ -43,6 +43,9 @@ def register(sub) -> None:
     r.add_argument("--weights", help="local weights file (.safetensors or .pt)")
     r.add_argument("--allow-partial", action="store_true", help="load a checkpoint with missing or "
                    "unexpected keys instead of refusing it (the keys are recorded in every result)")
+    r.add_argument("--text-weights", type=Path, default=None, metavar="DIR",
+                   help="mxr0's report tower: a local PubMedBERT-format folder (default: "
+                   "$XRBENCH_MXR0_TEXT_WEIGHTS)")
     r.add_argument("--task", required=True, help="task, suite, 'all', or a comma-separated list")
     r.add_argument("--include", action="append", default=[], metavar="DIR",
                    help="extra folder of task YAMLs (and suites/)")
@@ -88,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
     # unknown name -> exit 2 before any work; built only when a forward pass is needed (models/lazy.py)
     encoder = create_run_encoder(args.model, weights=args.weights, cache_dir=xrbench_home() / "models",
-                                 **({"allow_partial": True} if args.allow_partial else {}))
+                                 **({"allow_partial": True} if args.allow_partial else {}),
+                                 **({"text_weights": str(args.text_weights)} if args.text_weights else {}))
     preflight.check_encoder(encoder.meta, plan.real)
     device = preflight.check_device(dist.init_from_env(plan.device))  # under torchrun: this rank's GPU
     cfg = RunConfig(output=args.output, data_root=args.data_root, data_roots=dict(args.data),
