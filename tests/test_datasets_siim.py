@@ -108,6 +108,28 @@ def test_malformed_rows_are_data_errors_naming_row_and_field(siim, line, why):
     assert "train-rle.csv" in str(err.value)
 
 
+def test_messy_csv_bom_crlf_quotes_and_trailing_commas_on_rows_only(siim):
+    """A header without a trailing comma over rows with one: pandas would take ImageId as the index
+    and shift EncodedPixels into it (every row then 'missing'). With a BOM, CRLF and a quoted cell."""
+    (siim / "train-rle.csv").write_bytes(
+        ("\ufeffImageId, EncodedPixels\r\n"
+         f"{IMG1}, -1,\r\n"
+         f'"{IMG2}"," 5 3 10 2",\r\n'
+         f"{IMG3}, 5 3,\r\n"
+         f"{IMG3}, 18 2,\r\n").encode("utf-8"))
+    loader = SIIMACR(siim)
+    s = by_id(loader)
+    assert list(s) == [IMG1, IMG2, IMG3] and loader.missing == ()
+    assert [s[i].labels["Pneumothorax"] for i in s] == [0.0, 1.0, 1.0]
+    assert s[IMG2].mask.source == ("5 3 10 2",) and s[IMG3].mask.source == ("5 3", "18 2")
+
+
+def test_a_value_beyond_the_header_names_its_row(siim):
+    (siim / "train-rle.csv").write_text(f"ImageId, EncodedPixels\n{IMG1}, -1,\n{IMG2}, 5 3, 10 2\n")
+    with pytest.raises(DataError, match=r"train-rle\.csv, row 3: has more fields than the 2 of the header"):
+        SIIMACR(siim).samples()
+
+
 def test_missing_column_and_root(siim, tmp_path):
     (siim / "train-rle.csv").write_text(f"ImageId, Pixels\n{IMG1}, -1\n")
     with pytest.raises(DataError, match="missing column"):

@@ -121,6 +121,18 @@ def test_malformed_rows_raise_data_error(tmp_path, train, message):
     assert message in str(err.value) and "train.csv" in str(err.value)
 
 
+def test_trailing_comma_on_rows_only_keeps_the_columns_in_place(tmp_path):
+    """Rows ending in ',' under a header that does not: the columns must not shift by one (pandas'
+    implicit index would put image_id into the index and read study_id as image_id)."""
+    lines = TRAIN_CSV.splitlines()
+    train = "\r\n".join([lines[0]] + [line + "," for line in lines[1:]]) + "\r\n"
+    by_id = {s.id: s for s in VinDrSpineXR(_write(tmp_path / "v", train=train)).samples()}
+    assert list(by_id) == ["img_a", "img_b", "img_c", "img_d", "img_e", "img_t", "img_u"]
+    assert by_id["img_a"].patient == "study_1" and by_id["img_a"].meta["series_id"] == "ser_1"
+    assert [b.label for b in by_id["img_a"].boxes] == ["Osteophytes", "Disc space narrowing"]
+    assert (by_id["img_a"].boxes[0].x0, by_id["img_a"].boxes[0].x1) == (10.5, 30.25)
+
+
 def test_missing_annotations_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="annotations"):

@@ -6,6 +6,9 @@ file and column when something is really wrong.
 """
 from __future__ import annotations
 
+import csv
+import gzip
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -32,10 +35,20 @@ def find_file(root: Path, *names: str, required: bool = True) -> Path | None:
 
 
 def read_table(path: Path, *, header: int | None = 0, dtype=str, **kwargs) -> pd.DataFrame:
-    """Read a CSV/CSV.GZ; column names are stripped; empty ``Unnamed: N`` columns are dropped."""
+    """Read a CSV/CSV.GZ; column names are stripped; empty ``Unnamed: N`` columns are dropped.
+
+    A trailing comma on the data rows but not on the header is dropped (``index_col=False``): by
+    default pandas would take the first column as the index and shift every column by one. A row
+    with a non-empty field beyond the header is a DataError naming the row.
+    """
     try:
-        df = pd.read_csv(path, header=header, dtype=dtype, keep_default_na=False, na_values=[""],
-                         skipinitialspace=False, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # pandas' "loss of data" warning
+            df = pd.read_csv(path, header=header, dtype=dtype, keep_default_na=False, na_values=[""],
+                             skipinitialspace=False, index_col=False, **kwargs)
+    except pd.errors.ParserWarning as e:
+        row, width = _row_longer_than_header(path, kwargs.get("encoding") or "utf-8")
+        raise DataError(f"has more fields than the {width} of the header ({e})", path=path, row=row) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as e:
         raise DataError(f"cannot be read as CSV ({e.__class__.__name__}: {e})", path=path) from None
     if header is not None:
@@ -43,6 +56,18 @@ def read_table(path: Path, *, header: int | None = 0, dtype=str, **kwargs) -> pd
         empty_unnamed = [c for c in df.columns if c.startswith("Unnamed:") and df[c].isna().all()]
         df = df.drop(columns=empty_unnamed)
     return df
+
+
+def _row_longer_than_header(path: Path, encoding: str) -> tuple[int | None, int]:
+    """(file line of the first row with a non-empty field beyond the header, header width)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding=encoding, errors="replace", newline="") as f:
+        rows = csv.reader(f)
+        width = len(next(rows, []))
+        for line, row in enumerate(rows, start=2):
+            if any(cell.strip() for cell in row[width:]):
+                return line, width
+    return None, width
 
 
 def resolve_columns(df: pd.DataFrame, path: Path, wanted: Iterable[str | tuple[str, ...]]) -> dict[str, str]:
