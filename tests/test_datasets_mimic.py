@@ -194,6 +194,31 @@ def test_mimic_reports_in_a_separate_tree_and_reports_root(tmp_path):
         MIMICCXR(other, reports_root=tmp_path / "nope").samples()
 
 
+def write_reports(files: Path, first: str = REPORT) -> None:
+    """The two reports of the fixture, as ``mimic-cxr-reports.zip`` unzips them (no images, no CSVs)."""
+    (files / "p10/p10000032").mkdir(parents=True, exist_ok=True)
+    (files / "p10/p10000032/s50414267.txt").write_text(first)
+    (files / "p10/p10000032/s53189527.txt").write_text(NO_HEADERS)
+
+
+@pytest.mark.parametrize("unzipped", ["files", "mimic-cxr-reports/files"])
+def test_mimic_reports_found_in_the_physionet_mimic_cxr_project_beside_the_jpg_one(tmp_path, unzipped):
+    """``wget -r`` of both projects: the reports come with mimic-cxr, not mimic-cxr-jpg, so they sit in
+    ``physionet.org/files/mimic-cxr/<version>/files`` next to ``.../mimic-cxr-jpg/<version>``."""
+    files = tmp_path / "physionet.org" / "files"
+    jpg = write_mimic(files / "mimic-cxr-jpg" / "2.1.0", reports=None)
+    write_reports(files / "mimic-cxr" / "2.1.0" / unzipped)
+    for top in (tmp_path / "physionet.org", files, jpg):
+        samples = {s.id: s for s in MIMICCXR(top).samples()}
+        assert samples[D1].text == REPORT_SECTIONS
+        assert samples[D3].text == section_text(NO_HEADERS) == {"full report": "FINAL REPORT Portable chest: "
+                                                                 "lines and tubes in standard position."}
+        assert samples[D1].image == jpg / f"files/p10/p10000032/s50414267/{D1}.jpg"
+    # another version of the reports project does not win over the JPG's own version
+    write_reports(files / "mimic-cxr" / "2.2.0" / "files", first=NO_HEADERS)
+    assert MIMICCXR(jpg).samples()[0].text == REPORT_SECTIONS
+
+
 @pytest.mark.parametrize("kind, rows, match", [
     ("split", [SPLIT[0].replace(",train", ",valid"), *SPLIT[1:]], r"split.csv, row 2, field 'split'.*'valid'"),
     ("split", SPLIT[1:], rf"dicom_id {D1} has no row in mimic-cxr-2.0.0-split.csv"),

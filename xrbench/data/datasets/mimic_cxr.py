@@ -58,8 +58,9 @@ class MIMICCXR(DatasetLoader):
     Policy ``views``: only images whose ``ViewPosition`` is listed are loaded (default the frontal
     ``PA``/``AP``; ``"all"`` keeps every image, blank view included).
     Reports: from ``reports_root`` (a folder holding ``files/``, or ``files/`` itself) or, when not
-    given, the first of ``mimic-cxr-reports/files`` and ``files`` (below the root or the dataset
-    folder) that holds them; ``text`` maps section name -> whitespace-normalised text and is empty
+    given, the first of ``mimic-cxr-reports/files`` and ``files`` (below the root, the dataset
+    folder, or a sibling ``mimic-cxr/<version>`` project folder, as PhysioNet's ``wget -r`` leaves
+    it) that holds them; ``text`` maps section name -> whitespace-normalised text and is empty
     where no report exists.
     """
 
@@ -113,7 +114,8 @@ class MIMICCXR(DatasetLoader):
             if not base.is_dir():
                 raise DataError("reports_root does not exist", path=base)
             return base / "files" if (base / "files").is_dir() else base
-        candidates = [b / d for b in dict.fromkeys([self.root, folder]) for d in _REPORT_DIRS]
+        candidates = [b / d for b in dict.fromkeys([self.root, folder, *_report_projects(folder)])
+                      for d in _REPORT_DIRS]
         probes = studies[:20]
         for cand in candidates:
             if any(_report_path(cand, subject, study).is_file() for subject, study in probes):
@@ -125,6 +127,21 @@ class MIMICCXR(DatasetLoader):
         """Synthetic MIMIC-CXR-JPG: phantom studies (some with a lateral), the three CSVs as ``.csv.gz``
         and official-style reports in a separate ``mimic-cxr-reports/files`` tree."""
         write_demo_tree(Path(dest), *demo_cases(n, seed=seed), seed=seed)
+
+
+def _report_projects(folder: Path) -> list[Path]:
+    """Version folders of a ``mimic-cxr`` project next to the JPG one, up to three levels above
+    ``folder``: PhysioNet serves the reports with MIMIC-CXR, not MIMIC-CXR-JPG, so ``wget -r``
+    leaves them in ``physionet.org/files/mimic-cxr/<version>/`` (``mimic-cxr-reports.zip`` unzips
+    to ``files/`` there) beside ``physionet.org/files/mimic-cxr-jpg/<version>/``. The JPG's own
+    version comes first, then the others, newest first."""
+    out: list[Path] = []
+    for base in list(folder.parents)[:3]:
+        project = base / "mimic-cxr"
+        if project.is_dir():
+            versions = sorted((p for p in project.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+            out += sorted(versions, key=lambda p: p.name != folder.name)
+    return out
 
 
 def demo_cases(n: int, *, seed: int) -> tuple[list, int]:
