@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 
 import numpy as np
 import pytest
@@ -39,25 +41,73 @@ def test_recall_matches_sklearn_top_k_accuracy():
 
     rng = np.random.default_rng(0)
     sim = rng.normal(size=(30, 30))
-    r, t = ranks(sim, np.arange(30))
-    assert (t == 0).all()
+    r, t, b = ranks(sim, np.arange(30))
+    assert (t == 0).all() and (b == 1).all()
     for k in (1, 5, 10):
         want = top_k_accuracy_score(np.arange(30), sim, k=k, labels=np.arange(30))
         assert recall_at(r, t, k).mean() == pytest.approx(want)
         want_t2i = top_k_accuracy_score(np.arange(30), sim.T, k=k, labels=np.arange(30))
-        assert recall_at(*ranks(sim.T, np.arange(30)), k).mean() == pytest.approx(want_t2i)
+        r2, t2, b2 = ranks(sim.T, np.arange(30))
+        assert recall_at(r2, t2, k, b2).mean() == pytest.approx(want_t2i)
 
 
 def test_duplicate_reports_count_as_correct_and_constant_scores_give_chance():
     # items 0 and 1 have the same report text (class 0): query 0 ranking item 1 first is correct
     sim = np.array([[0.5, 0.9, 0.1], [0.2, 0.3, 0.8], [0.0, 0.1, 0.7]])
-    r, t = ranks(sim, np.array([0, 0, 1]))
-    assert r.tolist() == [1, 2, 1] and t.tolist() == [0, 0, 0]
+    r, t, b = ranks(sim, np.array([0, 0, 1]))
+    assert r.tolist() == [1, 2, 1] and t.tolist() == [0, 0, 0] and b.tolist() == [1, 1, 1]
     # a constant model: every item ties with the truth -> expected R@k = k / gallery, not 1 or 0
-    r, t = ranks(np.zeros((20, 20)), np.arange(20))
-    assert r.tolist() == [1] * 20 and t.tolist() == [19] * 20
-    assert recall_at(r, t, 5).mean() == pytest.approx(5 / 20)
-    assert recall_at(r, t, 1).mean() == pytest.approx(1 / 20)
+    r, t, b = ranks(np.zeros((20, 20)), np.arange(20))
+    assert r.tolist() == [1] * 20 and t.tolist() == [19] * 20 and b.tolist() == [1] * 20
+    assert recall_at(r, t, 5, b).mean() == pytest.approx(5 / 20)
+    assert recall_at(r, t, 1, b).mean() == pytest.approx(1 / 20)
+    # reports in pairs of identical texts: 2 relevant items tie with 18 others -> 1 - C(18, k) / C(20, k)
+    r, t, b = ranks(np.zeros((20, 20)), np.repeat(np.arange(10), 2))
+    assert t.tolist() == [18] * 20 and b.tolist() == [2] * 20
+    assert recall_at(r, t, 1, b).mean() == pytest.approx(2 / 20)
+    assert recall_at(r, t, 5, b).mean() == pytest.approx(1 - math.comb(18, 5) / math.comb(20, 5))
+
+
+def _recall_over_every_tie_order(sim_row: np.ndarray, rel_row: np.ndarray, k: int) -> float:
+    """Brute force: the share of all gallery orders consistent with the scores (ties in every
+    order) that put a relevant item in the top k."""
+    hits = orders = 0
+    for perm in itertools.permutations(range(len(sim_row))):
+        order = sorted(range(len(sim_row)), key=lambda i: (-sim_row[i], perm.index(i)))
+        orders += 1
+        hits += any(rel_row[i] for i in order[:k])
+    return hits / orders
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_recall_with_ties_equals_every_tie_order_brute_force(seed):
+    """Heavy ties among relevant and non-relevant items (duplicate reports embed identically, so
+    several relevant items share the best score): R@k is the expectation over random tie orders."""
+    rng = np.random.default_rng(seed)
+    n = 6
+    cls = rng.integers(0, 3, n)
+    sim = rng.integers(0, 2, (n, n)).astype(float)
+    r, t, b = ranks(sim, cls)
+    for k in (1, 2, 3, 5):
+        want = [_recall_over_every_tie_order(sim[i], cls == cls[i], k) for i in range(n)]
+        np.testing.assert_allclose(recall_at(r, t, k, b), want, rtol=1e-12, atol=1e-12)
+
+
+def test_scorer_reads_best_and_files_without_it():
+    """The family's scorer uses the saved ``best`` count; a file written before it counts one."""
+    from xrbench.families import create_family
+    from xrbench.tasks.catalog import TaskCatalog
+
+    [spec] = TaskCatalog().resolve("mimic-report-retrieval")
+    fam = create_family(spec)
+    fam.context["class"] = {f"s{i}": i // 2 for i in range(6)}  # three pairs of identical reports
+    pred = {f"{d}_{f}": v for d in ("i2t", "t2i") for f, v in (("top", ["s1", "s0", "s2"]), ("rank", 1),
+                                                               ("ties", 4), ("best", 2))}
+    got = fam.aggregate(fam.stack([fam.unit_stats("s0", pred, {})]), np.arange(1), {})
+    assert got["i2t_r@1"] == pytest.approx(2 / 6) and got["t2i_r@5"] == 1.0
+    old = {k: v for k, v in pred.items() if not k.endswith("_best")}
+    old_got = fam.aggregate(fam.stack([fam.unit_stats("s0", old, {})]), np.arange(1), {})
+    assert old_got["i2t_r@1"] == pytest.approx(1 / 5)
 
 
 def test_info_nce_recovers_a_planted_alignment_and_not_a_shuffled_one():
@@ -72,7 +122,8 @@ def test_info_nce_recovers_a_planted_alignment_and_not_a_shuffled_one():
     def r5(w):
         z = x[test] @ w
         z /= np.linalg.norm(z, axis=1, keepdims=True)
-        return recall_at(*ranks(z @ t[test].T, np.arange(30)), 5).mean()
+        rank, ties, best = ranks(z @ t[test].T, np.arange(30))
+        return recall_at(rank, ties, 5, best).mean()
 
     real = r5(info_nce_fit(x[:70], t[:70], **kw))
     shuffled = r5(info_nce_fit(x[:70], t[:70][rng.permutation(70)], **kw))

@@ -16,10 +16,13 @@
   be told apart by any model, so a study whose report text equals the true one counts as a
   correct answer (its relevance class). Ties of the best relevant item with non-relevant items are
   broken at random in expectation: with ``rank`` = 1 + the non-relevant items scoring strictly
-  higher and ``ties`` = those scoring equal, R@k is P(rank + U <= k), U uniform on 0..ties. A
-  constant model thus scores chance (k / gallery), not 1 (strict >) nor 0 (>=).
-- **Prediction.** Per study: the top-10 study ids each way and the (rank, ties) of the true
-  partner. The ranks are the prediction (a similarity row is too big to save); ``xrbench score``
+  higher, ``ties`` = those scoring equal and ``best`` = the relevant items at that score (several
+  when duplicate reports embed identically), R@k is P(rank + U <= k), U the non-relevant items
+  a uniformly random order puts before the first of the ``best`` (uniform on 0..ties when best
+  is 1). A constant model thus scores chance (1 - C(G - r, k) / C(G, k) for r relevant items in
+  a gallery of G; k / G when r is 1), not 1 (strict >) nor 0 (>=).
+- **Prediction.** Per study: the top-10 study ids each way and the (rank, ties, best) of the true
+  partner (a file without ``best`` is read with best = 1). The ranks are the prediction (a similarity row is too big to save); ``xrbench score``
   takes them, checks them against the truth (the dataset's study ids and texts: the first
   relevant id in a top-10 must sit where the rank says) and re-aggregates them.
 """
@@ -64,19 +67,30 @@ def tower_ident(meta) -> dict:
     return {"name": f"{meta.name}:text-tower", "weights": meta.weights, "weights_sha256": meta.weights_sha256}
 
 
-def ranks(sim: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rank, ties) of each query (row) of ``sim`` [Q, G]: relevant items are those of the query's
-    relevance class (``cls`` gives the class of every query and item; sim is square)."""
+def ranks(sim: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rank, ties, best) of each query (row) of ``sim`` [Q, G]: relevant items are those of the
+    query's relevance class (``cls`` gives the class of every query and item; sim is square);
+    ``best`` counts the relevant items at the best relevant score."""
     rel = cls[:, None] == cls[None, :]
     best = np.where(rel, sim, -np.inf).max(1, keepdims=True)
     higher = ((sim > best) & ~rel).sum(1)
     ties = ((sim == best) & ~rel).sum(1)
-    return higher + 1, ties
+    return higher + 1, ties, ((sim == best) & rel).sum(1)
 
 
-def recall_at(rank: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
-    """P(true partner within the top k) of each query, ties broken uniformly at random."""
-    return np.clip((k - (rank - 1)) / (ties + 1), 0.0, 1.0)
+def recall_at(rank: np.ndarray, ties: np.ndarray, k: int, best: np.ndarray | int = 1) -> np.ndarray:
+    """P(a relevant item within the top k) of each query, ties broken uniformly at random: the
+    tied group holds ``ties`` non-relevant and ``best`` relevant items, and P(the first j places of
+    it are all non-relevant) = C(ties, j) / C(ties + best, j), with j = k - rank + 1 places left."""
+    rank, ties = np.asarray(rank, dtype=np.float64), np.asarray(ties, dtype=np.float64)
+    best = np.broadcast_to(np.asarray(best, dtype=np.float64), rank.shape)
+    j = k - rank + 1
+    miss = np.ones_like(rank)
+    for i in range(k):  # j <= k
+        left = ties - i  # non-relevant items of the group still unplaced; their share of the rest
+        share = np.divide(left, left + best, out=np.zeros_like(left), where=left > 0)
+        miss = np.where(i < j, miss * share, miss)
+    return np.where(j > 0, 1.0 - miss, 0.0)
 
 
 def info_nce_fit(x: np.ndarray, t: np.ndarray, *, temperature: float, weight_decay: float, steps: int, lr: float,
@@ -215,11 +229,11 @@ class ReportRetrieval(TaskFamily):
         ids = [u.id for u in units]
         out = {}
         for d, m in (("i2t", sim), ("t2i", sim.T)):
-            r, t = ranks(m, cls)
+            r, t, b = ranks(m, cls)
             top = np.argsort(-m, axis=1, kind="stable")[:, :TOP]
-            out[d] = (r, t, [[ids[j] for j in row] for row in top])
-        preds = [{f"{d}_top": out[d][2][i] for d in DIRECTIONS}
-                 | {f"{d}_{f}": int(out[d][k][i]) for d in DIRECTIONS for k, f in ((0, "rank"), (1, "ties"))}
+            out[d] = (r, t, b, [[ids[j] for j in row] for row in top])
+        preds = [{f"{d}_top": out[d][3][i] for d in DIRECTIONS}
+                 | {f"{d}_{f}": int(out[d][k][i]) for d in DIRECTIONS for k, f in ((0, "rank"), (1, "ties"), (2, "best"))}
                  for i in range(len(units))]
         return HeadOutput(preds, hp, float(val_score), {"gallery": len(units)})
 
@@ -227,13 +241,18 @@ class ReportRetrieval(TaskFamily):
         """Mean of i2t and t2i R@5 on a split (val selection), the split's studies as gallery."""
         sim = img.astype(np.float64) @ txt.astype(np.float64).T
         cls = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)[1]
-        return float(np.mean([recall_at(*ranks(m, cls), 5).mean() for m in (sim, sim.T)]))
+        def r5(m: np.ndarray) -> float:
+            rank, ties, best = ranks(m, cls)
+            return float(recall_at(rank, ties, 5, best).mean())
+
+        return float(np.mean([r5(sim), r5(sim.T)]))
 
     # -- scorer ---------------------------------------------------------------------------
     def prediction_from_row(self, row: dict, *, path, line: int) -> Any:
         pred = super().prediction_from_row(row, path=path, line=line)
         keys = {f"{d}_{f}" for d in DIRECTIONS for f in ("top", "rank", "ties")}
-        if not isinstance(pred, dict) or set(pred) != keys:
+        best = {f"{d}_best" for d in DIRECTIONS}  # optional: files written before it was saved
+        if not isinstance(pred, dict) or not keys <= set(pred) <= keys | best:
             raise DataError(f"expected a prediction with keys {sorted(keys)}", path=path, row=line,
                             field="prediction")
         return pred
@@ -245,23 +264,26 @@ class ReportRetrieval(TaskFamily):
         out = {}
         for d in DIRECTIONS:
             rank, ties, top = prediction[f"{d}_rank"], prediction[f"{d}_ties"], prediction[f"{d}_top"]
+            best = prediction.get(f"{d}_best", 1)
             unknown = [g for g in top if g not in cls]
             if unknown:
                 raise DataError(f"unit {truth}: {d} retrieved ids {unknown[:3]} are not test studies")
-            if not (isinstance(rank, int) and isinstance(ties, int) and 1 <= rank and 0 <= ties
-                    and rank + ties <= n):
-                raise DataError(f"unit {truth}: {d} rank {rank!r}, ties {ties!r}; expected integers with "
-                                f"1 <= rank and rank + ties <= {n} (the gallery)")
+            if not (all(isinstance(v, int) for v in (rank, ties, best)) and 1 <= rank and 0 <= ties
+                    and 1 <= best and rank + ties + best - 1 <= n):
+                raise DataError(f"unit {truth}: {d} rank {rank!r}, ties {ties!r}, best {best!r}; expected "
+                                f"integers with 1 <= rank, 1 <= best and rank + ties + best - 1 <= {n} "
+                                f"(the gallery)")
             first = next((i + 1 for i, g in enumerate(top) if cls[g] == cls[truth]), None)
             ok = rank <= first <= rank + ties if first is not None else rank + ties > len(top)
             if not ok:
                 raise DataError(f"unit {truth}: {d} rank {rank} (ties {ties}) disagrees with its top "
                                 f"{len(top)}, where the first correct report is at {first}")
-            out[f"{d}_rank"], out[f"{d}_ties"] = rank, ties
+            out[f"{d}_rank"], out[f"{d}_ties"], out[f"{d}_best"] = rank, ties, best
         return out
 
     def _recalls(self, table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {f"{d}_r@{k}": recall_at(table[f"{d}_rank"], table[f"{d}_ties"], k) for d in DIRECTIONS for k in KS}
+        return {f"{d}_r@{k}": recall_at(table[f"{d}_rank"], table[f"{d}_ties"], k, table.get(f"{d}_best", 1))
+                for d in DIRECTIONS for k in KS}
 
     def aggregate(self, table: dict[str, np.ndarray], rows: np.ndarray, state: dict) -> dict[str, float]:
         per = self._recalls(table)
