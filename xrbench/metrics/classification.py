@@ -150,7 +150,8 @@ THRESHOLDED = {"cohen_kappa", "accuracy", "f1"}
 
 
 def choose_threshold(metric: str, y_val: np.ndarray, s_val: np.ndarray) -> float:
-    """The score threshold maximising ``metric`` on val (candidates: the val scores themselves)."""
+    """The score threshold maximising ``metric`` on val over 50 candidates: the 2%, 4%, ..., 98%
+    quantiles of the val scores and 0.5 (not every val score: a bounded search per selection call)."""
     fn = METRICS.get(metric)
     s = _as_2d(s_val)
     s = s[:, -1] if s.shape[1] == 2 else s[:, 0]
