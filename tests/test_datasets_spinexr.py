@@ -177,3 +177,19 @@ def test_demo_round_trip(tmp_path):
     pixels = read_image(samples[0].image)
     assert pixels.shape == (256, 256) and 0.0 <= pixels.min() < pixels.max() <= 1.0
     assert {"train", "test"} <= {s.split for s in samples}
+
+
+def test_beside_vindr_cxr_under_one_physionet_root_each_loader_finds_its_own(tmp_path):
+    # `wget -r` of both PhysioNet projects leaves physionet.org/files/{vindr-cxr,vindr-spinexr}/1.0.0/,
+    # each with an annotations/ folder: the loaders tell them apart by the files inside it
+    from test_datasets_vindr import write_physionet
+
+    from xrbench.data.datasets.vindr_cxr import VinDrCXR
+
+    files = tmp_path / "physionet.org" / "files"
+    cxr = write_physionet(files / "vindr-cxr" / "1.0.0")
+    spine = _write(files / "vindr-spinexr" / "1.0.0")
+    spine_samples = VinDrSpineXR(tmp_path).samples()
+    cxr_samples = VinDrCXR(tmp_path).samples()
+    assert spine_samples and {s.image.parent.parent for s in spine_samples} == {spine}
+    assert cxr_samples and {s.image.parent.parent for s in cxr_samples} == {cxr}

@@ -101,6 +101,11 @@ class _Votes:
     readers: list[str] = field(default_factory=list)
 
 
+#: the PhysioNet release's annotation files (any one marks the dataset folder)
+PHYSIONET_FILES = ("image_labels_train.csv", "annotations_train.csv", "image_labels_test.csv",
+                   "annotations_test.csv")
+
+
 @DATASETS.register("vindr-cxr")
 class VinDrCXR(DatasetLoader):
     """VinDr-CXR (PhysioNet 1.0.0, or the Kaggle VinBigData copy); see the module docstring."""
@@ -117,7 +122,10 @@ class VinDrCXR(DatasetLoader):
     demo_size = 160
 
     def load(self) -> list[Sample]:
-        root = locate_root(self.root, "annotations", "train.csv", "train.csv.gz")
+        # files only VinDr-CXR holds: a bare 'annotations/' would also match VinDr-SpineXR (and any
+        # PhysioNet VinDr release) downloaded beside it under one physionet.org/ root
+        root = locate_root(self.root, *(f"annotations/{n}{gz}" for n in PHYSIONET_FILES for gz in ("", ".gz")),
+                           "train.csv", "train.csv.gz")
         if (root / "annotations").is_dir():
             return self._load_physionet(root)
         return self._load_kaggle(root)
