@@ -367,3 +367,22 @@ def test_mscxr_finds_a_mimic_cxr_jpg_sibling(tmp_path):
     write_mscxr(tmp_path / "ms-cxr", tmp_path / "mimic-cxr-jpg-2.0.0")
     assert MSCXR(tmp_path / "ms-cxr").samples()[0].image == jpg(tmp_path / "mimic-cxr-jpg-2.0.0", "10000032",
                                                                "50414267", D1)
+
+
+def test_images_without_reports_are_reported_and_a_report_task_says_why_it_has_nothing(tmp_path):
+    from xrbench.families import create_family
+    from xrbench.families.base import kept_rows
+    from xrbench.tasks.catalog import TaskCatalog
+
+    with_reports = MIMICCXR(write_mimic(tmp_path / "with", reports="mimic-cxr-reports/files"))
+    assert with_reports.report_extra() == {"reports_folder": [str(tmp_path / "with" / "mimic-cxr-reports" / "files")],
+                                           "studies_without_report": 1}  # the fixture's study c has none
+    bare = MIMICCXR(write_mimic(tmp_path / "bare", reports=None))
+    assert bare.report_extra() == {"reports_folder": ["not found (see docs/datasets.md)"],
+                                   "studies_without_report": len({s.group for s in bare.samples()})}
+    for task in ("mimic-report-generation", "mimic-report-retrieval"):
+        family = create_family(TaskCatalog().resolve(task)[0])
+        with pytest.raises(DataError, match=r"has no samples with a report \(a FINDINGS or IMPRESSION section; "
+                                            r"were the reports found\? see docs/datasets.md\)"):
+            kept_rows(family, bare.samples(), "train", bare.root)
+        assert kept_rows(family, with_reports.samples(), "train", with_reports.root)

@@ -107,6 +107,8 @@ class TaskFamily(ABC):
     #: whether the head needs the image encoder itself (its text tower: zero-shot baselines); the
     #: runner then sets :attr:`encoder` before :meth:`fit_predict` (see :meth:`wants_encoder`)
     needs_encoder: ClassVar[bool] = False
+    #: what a kept sample carries, for the error when a split keeps none
+    kept_samples: ClassVar[str] = "labelled samples"
 
     def __init__(self, spec: TaskSpec):
         self.spec = spec
@@ -305,7 +307,7 @@ def kept_rows(family: TaskFamily, samples: Sequence[Sample], split: str, root) -
     if not rows:
         spec = family.spec
         raise DataError(f"task {spec.name}: the {split} split of '{spec.dataset}' at {root} has no "
-                        f"labelled samples matching {spec.where or 'the task'}")
+                        f"{family.kept_samples} matching {spec.where or 'the task'}")
     return rows
 
 

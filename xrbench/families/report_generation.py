@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -69,6 +69,12 @@ CE_METRICS = ("ce_f1", "ce_precision", "ce_recall", "ce_macro_f1")
 DEFAULTS = dict(d_model="auto", layers=3, heads=4, ff_mult=2, max_len=128, min_count=2, lrs=(3e-4, 1e-3),
                 epochs=10, eval_every=5, batch_size=16, weight_decay=0.01, dropout=0.1, beam=1,
                 shuffle_control=False)
+
+
+#: what a report task keeps (MIMIC-CXR's reports ship with the PhysioNet mimic-cxr project, not
+#: mimic-cxr-jpg: a user may have the images without them)
+REPORT_SAMPLES = ("samples with a report (a FINDINGS or IMPRESSION section; were the reports found? "
+                  "see docs/datasets.md)")
 
 
 def report_text(sample: Sample) -> str:
@@ -165,6 +171,8 @@ def cider_d(hyp: str, ref: str, df: dict, n_docs: int) -> float:
 @FAMILIES.register("report-generation")
 class ReportGeneration(TaskFamily):
     """One generated report per study from frozen patch features; NLG and clinical-efficacy metrics."""
+
+    kept_samples: ClassVar[str] = REPORT_SAMPLES
 
     def check(self) -> None:
         if not grid_pool(self.spec.features):

@@ -37,6 +37,7 @@ import torch
 from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, DataError
 from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily, Unit
+from xrbench.families.report_generation import REPORT_SAMPLES, report_text
 from xrbench.features.text_store import TextFeatureStore
 from xrbench.protocols.base import standardiser
 
@@ -47,11 +48,6 @@ TOP = 10
 PROTOCOL = "contrastive-linear"
 DEFAULTS = {"text_encoder": "minilm", "temperatures": [0.05, 0.1], "weight_decays": [1e-4, 1e-2, 1.0],
             "steps": 150, "lr": 0.02, "batch_size": 1024, "zero_shot": True}
-
-
-def report_text(sample: Sample) -> str:
-    """The findings section; the impression when a report has no findings."""
-    return (sample.text.get("findings") or sample.text.get("impression") or "").strip()
 
 
 @functools.lru_cache(maxsize=4)
@@ -125,6 +121,7 @@ class ReportRetrieval(TaskFamily):
 
     name = "report-retrieval"
     needs_encoder: ClassVar[bool] = True
+    kept_samples: ClassVar[str] = REPORT_SAMPLES
 
     def check(self) -> None:
         p = self.spec.protocol

@@ -98,13 +98,23 @@ class MIMICCXR(DatasetLoader):
         reports = self._reports_dir(folder, [(r[1], r[2]) for r in rows])
         texts: dict[str, dict[str, str]] = {}
         samples = []
+        self.reports = {"folder": reports, "studies_without_report": 0}
         for dicom, subject, study, view, image in rows:
             if study not in texts:
                 texts[study] = _read_report(reports, subject, study) if reports else {}
+                self.reports["studies_without_report"] += not texts[study]
             samples.append(Sample(id=dicom, image=image, patient=subject, split=splits[dicom],
                                   labels=dict(labels.get((subject, study), {})), text=dict(texts[study]),
                                   group=study, meta={"view": view}))
         return samples
+
+    def report_extra(self) -> dict[str, int | list[str]]:
+        """Where the reports were found, and how many studies have none (all of them when the
+        reports were not found: the report tasks then keep nothing)."""
+        self.samples()
+        folder = self.reports["folder"]
+        return {"reports_folder": [str(folder)] if folder else ["not found (see docs/datasets.md)"],
+                "studies_without_report": self.reports["studies_without_report"]}
 
     def _reports_dir(self, folder: Path, studies: list[tuple[str, str]]) -> Path | None:
         """The ``files/`` folder that holds the reports, or None when none is found."""
