@@ -1,7 +1,7 @@
 """The demo numbers of the global-feature tasks are pinned: a refactor must not move them.
 
 A tiny ViT at 64 px on the demo at scale 0.2 (24-80 images a dataset) keeps this fast; every
-metric, with its CI, must equal the pinned value. A change that moves a number on purpose
+metric, with its CI, must equal the pinned value (to float32 drift across machines: ``REL``). A change that moves a number on purpose
 regenerates ``tests/data/pinned_demo_numbers.json`` (``python tests/test_pinned_demo_numbers.py``)
 and says which number moved and why in its commit message.
 """
@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 
 PINNED = Path(__file__).parent / "data" / "pinned_demo_numbers.json"
+#: float32 features are not bit-identical across CPUs with the same pinned torch: on a fresh
+#: machine every pinned number moved by 3e-8 to 7.6e-6 relatively (the largest on an R^2 near 0.23),
+#: with no code change. The tolerance admits that drift and nothing a refactor would move more.
+REL, ABS = 2e-5, 2e-6
 pytestmark = pytest.mark.slow
 
 
@@ -37,7 +41,7 @@ def test_demo_numbers_of_the_global_tasks_are_pinned(tmp_path, monkeypatch):
     for task, metrics in pinned.items():
         assert sorted(got[task]) == sorted(metrics), task
         for name, want in metrics.items():
-            assert got[task][name] == pytest.approx(want, rel=1e-9, abs=1e-12, nan_ok=True), (task, name)
+            assert got[task][name] == pytest.approx(want, rel=REL, abs=ABS, nan_ok=True), (task, name)
 
 
 if __name__ == "__main__":  # regenerate the pinned numbers
