@@ -6,9 +6,9 @@ side of a second encoder at the same input size), and end to end with and withou
 end-to-end rate is reported as a fraction of the lower of the two limits it runs against: 1.0
 means the pipeline hides the other stage completely. On a CPU device the forward pass and the
 decode workers share the same cores, so their costs add and the rate cannot exceed
-``1 / (1/forward + 1/decode)``; that shared-cores limit and the fraction of it reached are reported
-too (on CUDA the forward runs on the GPU and the lower limit is the one that applies). Rates start after the first batch (worker
-start-up and warm-up are not throughput).
+``1 / (1/forward + 1/decode)``; that shared-cores limit and the fraction of it reached are
+reported too (on CUDA the forward runs on the GPU and the lower limit is the one that applies).
+Rates start after the first batch (worker start-up and warm-up are not throughput).
 """
 from __future__ import annotations
 

@@ -22,9 +22,10 @@
   is 1). A constant model thus scores chance (1 - C(G - r, k) / C(G, k) for r relevant items in
   a gallery of G; k / G when r is 1), not 1 (strict >) nor 0 (>=).
 - **Prediction.** Per study: the top-10 study ids each way and the (rank, ties, best) of the true
-  partner (a file without ``best`` is read with best = 1). The ranks are the prediction (a similarity row is too big to save); ``xrbench score``
-  takes them, checks them against the truth (the dataset's study ids and texts: the first
-  relevant id in a top-10 must sit where the rank says) and re-aggregates them.
+  partner (a file without ``best`` is read with best = 1). The ranks are the prediction (a
+  similarity row is too big to save); ``xrbench score`` takes them, checks them against the truth
+  (the dataset's study ids and texts: the first relevant id in a top-10 must sit where the rank
+  says) and re-aggregates them.
 """
 from __future__ import annotations
 
@@ -230,7 +231,8 @@ class ReportRetrieval(TaskFamily):
             top = np.argsort(-m, axis=1, kind="stable")[:, :TOP]
             out[d] = (r, t, b, [[ids[j] for j in row] for row in top])
         preds = [{f"{d}_top": out[d][3][i] for d in DIRECTIONS}
-                 | {f"{d}_{f}": int(out[d][k][i]) for d in DIRECTIONS for k, f in ((0, "rank"), (1, "ties"), (2, "best"))}
+                 | {f"{d}_{f}": int(out[d][k][i]) for d in DIRECTIONS
+                    for k, f in ((0, "rank"), (1, "ties"), (2, "best"))}
                  for i in range(len(units))]
         return HeadOutput(preds, hp, float(val_score), {"gallery": len(units)})
 

@@ -76,7 +76,8 @@ class VinDrSpineXR(DatasetLoader):
     def load(self) -> list[Sample]:
         # the annotation files, not a bare 'annotations/' (VinDr-CXR has one too, beside it under
         # one physionet.org/ root)
-        root = locate_root(self.root, *(f"annotations/{n}{gz}" for n in ("train.csv", "test.csv") for gz in ("", ".gz")))
+        root = locate_root(self.root, *(f"annotations/{n}{gz}" for n in ("train.csv", "test.csv")
+                                        for gz in ("", ".gz")))
         self.stats = {"zero_area_boxes": 0, "other_lesion_rows": 0}
         out: list[Sample] = []
         for official, folder in (("train", "train_images"), ("test", "test_images")):
