@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from xrbench.data.base import patient_split
-from xrbench.data.datasets.mimic_cxr import LABELS, MIMICCXR, section_text
+from xrbench.data.datasets.mimic_cxr import LABELS, MIMICCXR, report_sections, section_text
 from xrbench.data.datasets.ms_cxr import MSCXR
 from xrbench.data.images import write_raster
 from xrbench.data.sample import Box, Phrase
@@ -133,6 +133,20 @@ def test_section_text_last_paragraph_when_no_findings_or_impression():
     text = "FINAL REPORT\n INDICATION: Cough.\n \n Heart size is normal.\n \n Lungs are clear.\n"
     assert section_text(text) == {"preamble": "FINAL REPORT", "indication": "Cough.",
                                   "last_paragraph": "Heart size is normal. Lungs are clear."}
+
+
+def test_official_custom_rules_override_the_parse_of_the_listed_studies():
+    # s50525523 is one of the official custom spans: characters [201, 349) are its findings
+    text = "x" * 201 + "  The lungs are clear.\n \n No effusion.  " + "y" * 200 + "\n IMPRESSION: Normal.\n"
+    got = report_sections(text, "s50525523")
+    assert got["findings"] == " ".join(text[201:349].split()) and "impression" not in got
+    empty = report_sections(text, "s58235663")  # an empty span: the report has no findings at all
+    assert "findings" not in empty and "impression" not in empty and empty["preamble"].startswith("xxx")
+    # s50913680: its conclusion is written under RECOMMENDATIONS
+    text = "FINAL REPORT\n FINDINGS: Clear lungs.\n \n RECOMMENDATION(S): Follow-up CT.\n"
+    assert report_sections(text, "s50913680") == {"preamble": "FINAL REPORT", "findings": "Clear lungs.",
+                                                 "recommendations": "Follow-up CT.", "impression": "Follow-up CT."}
+    assert report_sections(text, "s50414267") == section_text(text)  # any other study: the plain parse
 
 
 # --------------------------------------------------------------------------- MIMIC-CXR-JPG

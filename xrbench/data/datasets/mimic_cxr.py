@@ -2,7 +2,8 @@
 
 The reports are a separate PhysioNet download (``mimic-cxr-reports.zip``, one ``s<study>.txt`` per
 study next to the study folder); they are split into sections with the logic of the official
-``txt/section_parser.py`` of MIT-LCP/mimic-cxr.
+``txt/section_parser.py`` of MIT-LCP/mimic-cxr, with its per-study corrections
+(``custom_mimic_cxr_rules``).
 """
 from __future__ import annotations
 
@@ -318,7 +319,7 @@ def _read_report(files: Path, subject: str, study: str) -> dict[str, str]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return {}
-    return section_text(text)
+    return report_sections(text, f"s{study}")
 
 
 # --------------------------------------------------------------------------- report sections
@@ -391,3 +392,46 @@ def section_text(text: str) -> dict[str, str]:
     for name, body in sections:
         out[name] = " ".join(body.split())
     return {k: v for k, v in out.items() if v}
+
+
+# txt/section_parser.py custom_mimic_cxr_rules(): reports the official parser mis-splits.
+#: study -> the section that holds the report's conclusion (mis-named, e.g. in RECOMMENDATIONS)
+CUSTOM_SECTION_NAMES = {
+    "s50913680": "recommendations", "s59363654": "examination", "s59279892": "technique",
+    "s59768032": "recommendations", "s57936451": "indication", "s50058765": "indication",
+    "s53356173": "examination", "s53202765": "technique", "s50808053": "technique",
+    "s51966317": "indication", "s50743547": "examination", "s56451190": "note",
+    "s59067458": "recommendations", "s59215320": "examination", "s55124749": "indication",
+    "s54365831": "indication", "s59087630": "recommendations", "s58157373": "recommendations",
+    "s56482935": "recommendations", "s58375018": "recommendations", "s54654948": "indication",
+    "s55157853": "examination", "s51491012": "history",
+}
+#: study -> [start, end) character span of its findings in the raw report ([0, 0]: none at all)
+CUSTOM_INDICES = {
+    "s50525523": (201, 349), "s57564132": (233, 554), "s59982525": (313, 717), "s53488209": (149, 475),
+    "s54875119": (234, 988), "s50196495": (59, 399), "s56579911": (59, 218), "s52648681": (292, 631),
+    "s59889364": (172, 453), "s53514462": (73, 377), "s59505494": (59, 450), "s53182247": (59, 412),
+    "s51410602": (47, 320), "s56412866": (522, 822), "s54986978": (59, 306), "s59003148": (262, 505),
+    "s57150433": (61, 394), "s56760320": (219, 457), "s59562049": (158, 348), "s52674888": (145, 296),
+    "s55258338": (192, 568), "s59330497": (140, 655), "s52119491": (179, 454),
+    "s58235663": (0, 0), "s50798377": (0, 0), "s54168089": (0, 0), "s53071062": (0, 0),
+    "s56724958": (0, 0), "s54231141": (0, 0), "s53607029": (0, 0), "s52035334": (0, 0),
+}
+
+
+def report_sections(text: str, study: str) -> dict[str, str]:
+    """:func:`section_text` with the official per-study corrections (``study`` as ``s<id>``).
+
+    As ``txt/create_section_files.py`` applies them: a study in :data:`CUSTOM_INDICES` has as its
+    findings the given span of the raw text (none for an empty span) and no impression; a study
+    in :data:`CUSTOM_SECTION_NAMES` has as its impression the last section of the given name.
+    """
+    sections = section_text(text)
+    if study in CUSTOM_INDICES:
+        start, end = CUSTOM_INDICES[study]
+        sections = {k: v for k, v in sections.items() if k not in ("findings", "impression")}
+        span = " ".join(text[start:end].split())
+        return {**sections, "findings": span} if span else sections
+    if study in CUSTOM_SECTION_NAMES and CUSTOM_SECTION_NAMES[study] in sections:
+        sections["impression"] = sections[CUSTOM_SECTION_NAMES[study]]
+    return sections
