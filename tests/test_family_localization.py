@@ -57,6 +57,11 @@ def test_truth_as_predictions_is_perfect_and_no_detections_score_zero(family):
     empty = [family.unit_stats(t, [], {}) for t in truths]
     got = family.aggregate(family.stack(empty), np.array([0, 0, 1, 2]), {})  # a resample, duplicates
     assert got["map50"] == 0.0 and got["map"] == 0.0
+    assert family.test_warnings(family.stack(empty)) == [
+        "few_test_boxes: Cardiomegaly has 1 test boxes (< 10)", "few_test_boxes: Pleural effusion has 1 test "
+        "boxes (< 10)", "few_test_boxes: Nodule/Mass has 1 test boxes (< 10)",
+        "empty_predictions: the head detects nothing on any test image"]
+    assert "empty_predictions" not in " ".join(family.test_warnings(family.stack(stats)))
     # a false positive on the image without boxes ranked above the true box halves the precision
     fp = [perfect[0], perfect[1], [{"box": [0, 0, 10, 10], "label": "Pleural effusion", "score": 0.95}]]
     stats = [family.unit_stats(t, p, {}) for t, p in zip(truths, fp)]

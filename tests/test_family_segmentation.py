@@ -76,11 +76,15 @@ def test_truth_as_prediction_is_perfect_and_empty_prediction_is_the_documented_w
     perfect = [fam.unit_stats(t, encode_prediction(load_mask(t)), {}) for t in truths]
     got = fam.aggregate(fam.stack(perfect), np.arange(3), {})
     assert got == {"dice": 1.0, "dice_pos": 1.0, "iou": 1.0, "hd95": 0.0}
+    assert fam.test_warnings(fam.stack(perfect)) == ["few_test_positives: Pneumothorax has 2 test images "
+                                                     "with a mask (< 10)"]
     empty = [fam.unit_stats(t, encode_prediction(np.zeros((40, 60), bool)), {}) for t in truths]
     got = fam.aggregate(fam.stack(empty), np.arange(3), {})
     diagonal = np.hypot(40, 60)
     assert got["dice"] == pytest.approx(1 / 3) and got["iou"] == pytest.approx(1 / 3)
     assert got["dice_pos"] == 0.0
+    assert fam.test_warnings(fam.stack(empty))[1:] == [
+        "empty_predictions: the head predicts an empty mask on every test image"]
     assert got["hd95"] == pytest.approx(2 * diagonal / 3)
     # a bootstrap resample repeats units
     assert fam.aggregate(fam.stack(empty), np.array([1, 1, 0]), {})["dice"] == pytest.approx(2 / 3)

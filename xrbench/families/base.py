@@ -35,6 +35,8 @@ from xrbench.registry import Registry
 from xrbench.tasks.schema import TaskSpec
 
 FAMILIES: Registry = Registry("task family")
+#: warn when a test label has fewer positives than this (its metric rests on a handful of images)
+FEW_POSITIVES = 10
 
 #: the module of each family, imported when a task of that family is built: a CheXpert run does
 #: not pay for MONAI, torchvision or the text models (seconds of imports on a 2-core machine)
@@ -194,7 +196,8 @@ class TaskFamily(ABC):
         return {k: np.asarray([s[k] for s in stats], dtype=np.float64) for k in stats[0]}
 
     def test_warnings(self, table: dict[str, np.ndarray]) -> list[str]:
-        """Warnings about the test split's truth (few positives of a label), from its stacked table."""
+        """Warnings the test split's stacked statistics raise: few positives of a label, or a head
+        whose every test prediction is empty (a floor value, not a measurement of the encoder)."""
         return []
 
     def report(self, scored: Scored, samples: Sequence[Sample], state: dict, *, n_boot: int,

@@ -16,7 +16,8 @@ import xrbench.protocols  # noqa: F401  (registers protocols)
 from xrbench.data.labels import apply_uncertainty
 from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, DataError
-from xrbench.families.base import FAMILIES, HeadOutput, Scored, SplitData, TaskFamily, Unit, aggregate_with_ci
+from xrbench.families.base import (FAMILIES, FEW_POSITIVES, HeadOutput, Scored, SplitData, TaskFamily, Unit,
+                                   aggregate_with_ci)
 from xrbench.metrics.classification import THRESHOLDED, choose_threshold, reliability
 from xrbench.protocols.base import Split
 from xrbench.registry import METRICS, PROTOCOLS
@@ -30,8 +31,6 @@ PROBE_GPU_MIN = 4_000_000
 CALIBRATION = ("ece", "brier")
 #: warn when more than this share of the feature dimensions is constant on train
 CONSTANT_SHARE = 0.5
-#: warn when a test label has fewer positives than this (its AUROC rests on a handful of images)
-FEW_POSITIVES = 10
 #: the sample attributes a subgroup report splits on, when the loader fills them (Sample.meta)
 SUBGROUP_ATTRIBUTES = ("sex", "age", "view", "body_part")
 #: age bands of the subgroup report, in years: [lo, hi)

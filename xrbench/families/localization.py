@@ -49,7 +49,7 @@ from torch import nn
 
 from xrbench.data.sample import Sample
 from xrbench.errors import ConfigError, DataError
-from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily
+from xrbench.families.base import FAMILIES, FEW_POSITIVES, HeadOutput, SplitData, TaskFamily
 from xrbench.features.preprocess import Geometry
 from xrbench.metrics.detection import aggregate_detection_batch, image_stats, stack_stats
 from xrbench.models.meta import grid_pool
@@ -294,6 +294,13 @@ class Localization(TaskFamily):
 
     def stack(self, stats: list[dict]) -> dict[str, np.ndarray]:
         return stack_stats(stats)
+
+    def test_warnings(self, table: dict[str, np.ndarray]) -> list[str]:
+        out = [f"few_test_boxes: {c} has {n} test boxes (< {FEW_POSITIVES})" for c in self.classes
+               if 0 < (n := int(table[f"n_gt/{c}"].sum())) < FEW_POSITIVES]
+        if not any(table[f"count/{c}"].any() for c in self.classes):
+            out.append("empty_predictions: the head detects nothing on any test image")
+        return out
 
     def aggregate(self, table: dict[str, np.ndarray], rows: np.ndarray, state: dict) -> dict[str, float]:
         got = aggregate_detection_batch(table, np.asarray(rows)[None], categories=self.classes)

@@ -52,7 +52,7 @@ from xrbench.data.images import image_size
 from xrbench.data.masks import load_mask, rle_decode, rle_encode, rle_runs
 from xrbench.data.sample import MaskRef, Sample
 from xrbench.errors import ConfigError, DataError
-from xrbench.families.base import FAMILIES, HeadOutput, SplitData, TaskFamily
+from xrbench.families.base import FAMILIES, FEW_POSITIVES, HeadOutput, SplitData, TaskFamily
 from xrbench.features.preprocess import Geometry
 from xrbench.metrics.segmentation import SCORES, aggregate_segmentation_batch, mask_stats, stack_stats
 from xrbench.models.meta import grid_pool
@@ -245,6 +245,15 @@ class Segmentation(TaskFamily):
         return out
 
     # -- scorer ---------------------------------------------------------------------------------
+    def test_warnings(self, table: dict[str, np.ndarray]) -> list[str]:
+        n_pos = int(table["positive"].sum())
+        label = self.spec.target.labels[0] if self.spec.target.labels else "mask"
+        out = [f"few_test_positives: {label} has {n_pos} test images with a mask (< {FEW_POSITIVES})"] \
+            if n_pos < FEW_POSITIVES else []
+        if n_pos and not table["pred_area"].any():
+            out.append("empty_predictions: the head predicts an empty mask on every test image")
+        return out
+
     def unit_stats(self, truth: MaskRef, prediction: Any, state: dict) -> dict:
         h, w = truth.height, truth.width
         if list(prediction["size"]) != [h, w]:
