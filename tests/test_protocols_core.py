@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from xrbench.metrics.classification import auroc_macro
 from xrbench.protocols.base import Split
@@ -118,3 +119,15 @@ def test_grid_standardiser_streams_a_view_and_gives_constant_channels_scale_one(
     np.testing.assert_allclose(mu, ref.mean_, rtol=1e-6)
     np.testing.assert_allclose(sd, ref.scale_, rtol=1e-5)
     assert sd[1] == 1.0 and mu.dtype == sd.dtype == np.float32
+
+
+def test_retrieval_ranks_by_cosine_and_breaks_ties_in_gallery_order():
+    from xrbench.protocols.retrieval import Retrieval, ranked
+
+    gallery = np.array([[1, 0], [0, 1], [2, 0], [1, 1], [3, 0]], dtype=np.float32)  # 0, 2, 4: one direction
+    queries = np.array([[1, 0], [0, 5]], dtype=np.float32)
+    out = Retrieval(top_k=4).run(Split(gallery, np.zeros(5)), Split(gallery, np.zeros(5)), queries, task="t",
+                                 n_out=1, select=None)
+    assert out.test_scores.tolist() == [[0, 2, 4, 3], [1, 3, 0, 2]]
+    # many equal similarities: always the lowest gallery indices, in order
+    assert ranked(torch.zeros(3, 1000), 5).tolist() == [[0, 1, 2, 3, 4]] * 3
