@@ -28,7 +28,35 @@ def test_efficientnet_lite0_has_real_imagenet_weights():
     top3 = full(x).topk(3).indices[0].tolist()
     assert {497, 442, 698} & set(top3)  # church / bell cote / palace
     out = enc.encode(x)
-    assert out["global"].shape == (1, 1280) and out["patches"].shape == (1, 7, 7, 1280)
+    assert out["global"].shape == (1, 1280) and out["patches"].shape == (1, 14, 14, 112)
+    # the grid is the stride-16 level (blocks.4), the global the whole network's pooled output
+    with torch.no_grad():
+        c4 = full.blocks[:5](full.bn1(full.conv_stem(x)))
+        pooled = full.forward_head(full.forward_features(x), pre_logits=True)
+    assert torch.allclose(out["patches"], c4.permute(0, 2, 3, 1), atol=1e-5)
+    assert torch.allclose(out["global"], pooled, atol=1e-5)
+    assert (enc.meta.patch_size, enc.meta.patch_dim, enc.meta.grid, enc.meta.extra["grid_level"]) == \
+        (16, 112, 14, "blocks.4")
+
+
+@pytest.mark.parametrize("arch,level,width", [("resnet18", "layer3", 256), ("swin_tiny_patch4_window7_224",
+                                                                            "layers.2", 384)])
+def test_hierarchical_grids_are_the_stride16_level_laid_out_nhwc(arch, level, width):
+    """Swin's stages are NHWC inside timm: its grid must still be [B, h, w, C] with cells in place."""
+    enc = create_timm_encoder("h", arch, seed=0)
+    grabbed = {}
+    hook = enc.model.get_submodule(level).register_forward_hook(lambda m, i, o: grabbed.update(o=o))
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    out = enc.encode(x)
+    hook.remove()
+    ref = grabbed["o"] if arch.startswith("swin") else grabbed["o"].permute(0, 2, 3, 1)  # swin: NHWC already
+    assert out["patches"].shape == (2, 14, 14, width) and enc.meta.patch_dim == width
+    assert torch.allclose(out["patches"], ref, atol=1e-5)
+    # a change confined to the top-left 16 x 16 pixels moves the top-left cells most
+    y = x.clone()
+    y[:, :, :16, :16] += 3
+    delta = (enc.encode(y)["patches"] - out["patches"]).abs().mean((0, 3))
+    assert delta[:2, :2].max() == delta.max() and delta[7:, 7:].max() < 0.1 * delta.max()
 
 
 def test_xr0_is_vit_b_with_patch_grid_and_random_init_is_labelled():

@@ -28,7 +28,9 @@ class EncoderMeta:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     in_chans: int = 3
-    patch_size: int | None = None  # None for CNNs (the patch grid is the last feature map)
+    #: input pixels per grid cell: a ViT's patch size, a hierarchical model's grid stride (None:
+    #: not declared)
+    patch_size: int | None = None
     value_range: tuple[float, float] = (0.0, 1.0)  # pixel range before mean/std
     weights: str = RANDOM_INIT  # "random-init", a file path, or "package:<name>"
     weights_sha256: str | None = None
@@ -65,7 +67,7 @@ class EncoderMeta:
 
     @property
     def grid(self) -> int | None:
-        """Side of the patch grid (ViTs); None when the encoder does not say (CNNs)."""
+        """Side of the patch grid; None when the encoder does not say."""
         return self.input_size // self.patch_size if self.patch_size else None
 
 

