@@ -196,7 +196,7 @@ class Segmentation(TaskFamily):
         # one intra-op thread while it trains: the runner's head_threads (xrbench/runner.py)
         torch.manual_seed(seed)
         n, gh, gw, dim = train.features.shape
-        head = self.head(dim)
+        head = self.head(dim).to(memory_format=torch.channels_last)  # the grids' own layout: 1.7x per step
         out_hw = (gh * head.upsample, gw * head.upsample)
         mean, scale = (torch.from_numpy(v) for v in grid_standardiser(train.features))
         targets = np.stack([np.round(255 * mask_target(load_mask(self.target(s)), geometry(g), out_hw))
@@ -283,5 +283,7 @@ class Segmentation(TaskFamily):
 
 
 def _standardise(x: np.ndarray, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """[B, h, w, D] grid rows -> standardised [B, D, h, w] float32."""
-    return ((torch.from_numpy(np.ascontiguousarray(x)) - mean) / scale).permute(0, 3, 1, 2).contiguous()
+    """[B, h, w, D] grid rows -> standardised [B, D, h, w] float32, channels-last in memory (as
+    stored: no copy), the layout oneDNN's CPU convolutions run fastest in."""
+    x = (torch.from_numpy(np.ascontiguousarray(x)) - mean) / scale
+    return x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
