@@ -76,60 +76,170 @@ def scale_to_file(path: str | Path, ref_width: float, ref_height: float) -> tupl
     return width / float(ref_width), height / float(ref_height)
 
 
+#: ITU-R BT.601 luma, the weights of PIL's ``convert("L")``: RGB DICOM and RGB PNG/JPG give the same grey
+LUMA = (0.299, 0.587, 0.114)
+
+
 def _read_raster(path: Path) -> np.ndarray:
+    """PNG/JPG/BMP/TIFF -> [0, 1] grey in the file's stored pixel order (EXIF orientation is not
+    applied: annotations and :func:`image_size` use the stored grid). Integer greys are divided by
+    the file's own sample range (8-bit: 255, 16-bit: 65535, see :func:`_integer_peak`); colour is
+    reduced to BT.601 luma, alpha is dropped, palettes are looked up."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()
                 mode = im.mode
-                if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-                    arr = np.asarray(im, dtype=np.uint16).astype(np.float32) / 65535.0
-                elif mode == "I":
-                    raw = np.asarray(im, dtype=np.int64)
-                    peak = 65535.0 if raw.max(initial=0) > 255 else 255.0
-                    arr = np.clip(raw, 0, None).astype(np.float32) / peak
+                if mode.startswith("I"):  # I;16, I;16B, I;16L, I;16N, I (32-bit, or 16-bit PNG in Pillow < 11)
+                    raw = np.clip(np.asarray(im).astype(np.float32), 0, None)
+                    arr = raw / np.float32(_integer_peak(im, path, raw))
                 elif mode == "F":
                     arr = _minmax(np.asarray(im, dtype=np.float32))
                 else:
                     if mode not in ("L", "1"):
-                        im = im.convert("L")
+                        im = im.convert("L")  # RGB/CMYK/YCbCr: luma; LA/RGBA: alpha dropped; P/PA: palette
                     arr = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as e:
         raise DataError(f"cannot be decoded as an image ({e.__class__.__name__}: {e})", path=path) from None
     if arr.ndim != 2 or arr.size == 0:
         raise DataError(f"decoded to shape {arr.shape}; expected a 2-D grayscale image", path=path)
     return np.clip(arr, 0.0, 1.0)
 
 
+def _integer_peak(im: Image.Image, path: Path, raw: np.ndarray) -> float:
+    """The white level of an integer grey image: 2**depth - 1 for the depth the file declares (PNG
+    IHDR, TIFF BitsPerSample), never guessed from the pixels. A 16-bit PNG whose sBIT chunk declares
+    s < 16 significant bits and whose values all fit in s bits was written unscaled (12-bit DICOM
+    values copied into 16-bit samples, against the PNG rule of scaling them up): 2**s - 1."""
+    depth = {"I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16}.get(im.mode)
+    if im.format == "PNG":
+        depth, sbit = _png_depth(path)
+        if sbit is not None and sbit < depth and raw.max(initial=0) < 2**sbit:
+            return float(2**sbit - 1)
+    elif im.format == "TIFF":
+        bps = im.tag_v2.get(258)
+        bps = bps[0] if isinstance(bps, tuple) else bps
+        depth = int(bps) if bps else depth
+    if depth is None:  # a format that does not say (PGM, ...): 8 or 16 bit by the values
+        depth = 16 if raw.max(initial=0) > 255 else 8
+    return float(2**depth - 1)
+
+
+def _png_depth(path: Path) -> tuple[int, int | None]:
+    """(IHDR bit depth, grey sBIT significant bits or None) read from the chunks before IDAT."""
+    import struct
+
+    with open(path, "rb") as f:
+        f.read(8)
+        depth, sbit = 8, None
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                break
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IDAT" or length > 1 << 20:
+                break
+            body = f.read(length)
+            f.read(4)  # CRC
+            if kind == b"IHDR" and length >= 9:
+                depth = body[8]
+            elif kind == b"sBIT" and length >= 1:
+                sbit = body[0]
+    return depth, sbit
+
+
 def _read_dicom(path: Path) -> np.ndarray:
+    """DICOM -> [0, 1] grey, bright = dense; the policy is in docs/datasets.md ("DICOM pixels").
+
+    Monochrome: stored values -> modality LUT (RescaleSlope/Intercept or Modality LUT Sequence) ->
+    the first VOI LUT or window when the file has one (a malformed one is skipped) -> min-max over
+    the image's own values, padding pixels (PixelPaddingValue[/RangeLimit], stored values) excluded
+    -> MONOCHROME1 inverted -> padding set to 0. Multi-frame: the first frame. RGB/YBR/PALETTE
+    COLOR: BT.601 luma of the RGB values over their bit range (as an RGB PNG reads).
+    """
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
 
     try:
         ds = pydicom.dcmread(path)
-        arr = ds.pixel_array
-    except Exception as e:  # missing decoder, truncated file, not DICOM at all
-        raise DataError(f"cannot be decoded as DICOM ({e.__class__.__name__}: {e})", path=path) from None
-    if arr.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) == 1:
-        arr = arr[0]  # multi-frame: first frame
-    if arr.ndim == 3:  # RGB secondary capture
-        arr = arr[..., :3].mean(axis=-1)
+    except Exception as e:  # truncated file, not DICOM at all
+        raise DataError(f"cannot be read as DICOM ({e.__class__.__name__}: {_one_line(e)})", path=path) from None
+    _require_decoder(ds, path)
+    try:
+        arr = pixel_array(ds, index=0)  # multi-frame: first frame only, the others are not decoded
+    except Exception as e:  # corrupt or short pixel data, a codec feature no installed plugin has
+        raise DataError(f"cannot be decoded as DICOM ({e.__class__.__name__}: {_one_line(e)})", path=path) from None
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric == "PALETTE COLOR":
+        try:
+            arr = apply_color_lut(arr, ds)
+        except Exception as e:
+            raise DataError(f"has a PALETTE COLOR lookup table that cannot be applied ({_one_line(e)})",
+                            path=path) from None
+        peak = float(np.iinfo(arr.dtype).max)
+    else:
+        peak = float(2 ** int(ds.get("BitsStored", 8)) - 1)
+    if arr.ndim == 3:  # colour (pydicom converts YBR to RGB): no modality/VOI LUT applies to it
+        grey = np.tensordot(arr[..., :3].astype(np.float64), LUMA, axes=([-1], [0]))
+        return np.clip(grey / peak, 0.0, 1.0).astype(np.float32)
+    pad = _padding_mask(arr, ds)
     arr = apply_modality_lut(arr, ds)  # stays integer when there is no rescale: VOI LUTs index it
-    has_voi = "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds)
-    if has_voi:
+    if "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds):
         try:
             arr = apply_voi_lut(arr, ds, index=0)
-        except Exception:  # a malformed window is not worth failing the image for
+        except Exception:  # a malformed window (width 0, unequal counts) is not worth failing the image for
             pass
-    img = _minmax(arr.astype(np.float32))
-    if str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).strip().upper() == "MONOCHROME1":
+    img = _minmax(arr.astype(np.float32), None if pad is None else ~pad)
+    if photometric == "MONOCHROME1":
         img = 1.0 - img
-    return img
+    if pad is not None:
+        img[pad] = 0.0
+    return np.clip(img, 0.0, 1.0)
 
 
-def _minmax(arr: np.ndarray) -> np.ndarray:
-    lo, hi = float(np.min(arr)), float(np.max(arr))
+def _padding_mask(stored: np.ndarray, ds) -> np.ndarray | None:
+    """Pixels outside the image proper (PixelPaddingValue up to PixelPaddingRangeLimit, in stored
+    values); None when the file declares none, none match, or every pixel would."""
+    if "PixelPaddingValue" not in ds:
+        return None
+    try:
+        a = int(ds.PixelPaddingValue)
+        b = int(ds.get("PixelPaddingRangeLimit", a))
+    except (TypeError, ValueError):
+        return None
+    mask = (stored >= min(a, b)) & (stored <= max(a, b))
+    return mask if 0 < int(mask.sum()) < mask.size else None
+
+
+def _require_decoder(ds, path: Path) -> None:
+    """A compressed transfer syntax whose decoders are all missing: one DataError naming them."""
+    from pydicom.pixels import get_decoder
+
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid is None or not uid.is_compressed:
+        return
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        raise DataError(f"its pixel data is compressed as '{uid.name}' ({uid}), which pydicom cannot decode",
+                        path=path) from None
+    if not decoder.is_available:
+        missing = "; ".join(decoder.missing_dependencies)
+        raise DataError(f"its pixel data is compressed as '{uid.name}' and no decoder for it is installed "
+                        f"({missing}); `pip install python-gdcm` decodes it", path=path)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _minmax(arr: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """(arr - min) / (max - min), the extremes taken over ``arr[keep]`` (all pixels by default)."""
+    vals = arr if keep is None else arr[keep]
+    lo, hi = float(np.min(vals)), float(np.max(vals))
     if hi <= lo:
         return np.zeros_like(arr, dtype=np.float32)
     return ((arr - lo) / (hi - lo)).astype(np.float32)

@@ -66,7 +66,7 @@ def _draft_jpeg(path: Path, size: int) -> tuple[np.ndarray, int, int] | None:
             if f >= 2:
                 im.draft("L", (math.ceil(w / min(f, 8)), math.ceil(h / min(f, 8))))
             arr = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot be decoded as an image ({e.__class__.__name__}: {e})", path=path) from None
     return arr, h, w
 
