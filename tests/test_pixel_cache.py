@@ -51,6 +51,53 @@ def test_fast_policy_decodes_large_jpeg_reduced_and_close(tmp_path):
     assert 0 < diff.mean() < 0.01 and diff.max() < 0.1
 
 
+def _real_dicom(name):
+    from pathlib import Path
+
+    import pydicom.data
+
+    for d in [Path(pydicom.data.__file__).parent / "test_files"]:
+        if (d / name).is_file():
+            return d / name
+    data_store = pytest.importorskip("data_store", reason="pip install pydicom-data")
+    path = Path(data_store.__file__).parent / "data" / name
+    if not path.is_file():
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "MR_small.dcm"])  # 15-bit CR (MONOCHROME1), 16-bit signed MR
+def test_cached_pixels_of_real_high_bit_dicoms_keep_their_depth(tiny_encoder, name):
+    """uint16 rows: a >8-bit source keeps far more than 256 levels and stays within 0.5/65535 of the
+    float path (an 8-bit cache would be off by up to 0.5/255), so cached and uncached features agree."""
+    meta = tiny_encoder.meta
+    path = _real_dicom(name)
+    img = read_image(path)
+    want, geo_want = to_input_tensor(img, meta)
+    px, geo = decode(path, meta.input_size, "exact")
+    assert geo == geo_want and px.dtype == np.uint16
+    assert len(np.unique(px)) > 256
+    step = TOL01 * (meta.value_range[1] - meta.value_range[0]) / min(meta.std)
+    got = normalise(torch.from_numpy(px)[None], meta)[0]
+    assert float((got - want).abs().max()) <= step
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_fast_policy_on_a_real_radiograph_is_within_its_stated_tolerance(tmp_path, suffix):
+    """The tolerance stated in pixels.py: RG1 (1955 x 1841 CR chest) as an 8-bit JPEG (libjpeg draft
+    at 1/2) and a 16-bit PNG (2x2 box) at 224 px: mean |fast - exact| < 1/255 and every pixel within
+    the quarter-input-pixel shift bound of 0.25 (measured: mean 0.0033, max 0.11)."""
+    path = tmp_path / f"rg1{suffix}"
+    write_raster(path, read_image(_real_dicom("RG1_UNCR.dcm")), bits=16 if suffix == ".png" else 8)
+    exact, geo = decode(path, 224, "exact")
+    fast, geo_fast = decode(path, 224, "fast")
+    assert geo == geo_fast == pad_geometry(1955, 1841, 224)
+    diff = np.abs(exact.astype(np.float64) - fast.astype(np.float64)) / 65535
+    assert 0 < diff.mean() < 1 / 255 and diff.max() < 0.25
+    # at 448 px the image is under 4x the input side: fast is exact
+    np.testing.assert_array_equal(decode(path, 448, "fast")[0], decode(path, 448, "exact")[0])
+
+
 def test_second_encoder_decodes_nothing_and_gets_equal_features(tmp_path, monkeypatch, xr_home):
     import xrbench.features.extract as extract
     from xrbench.data.demo import dataset_root

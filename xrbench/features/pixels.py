@@ -21,7 +21,9 @@ Decode policy ``fast`` (the default) lets libjpeg decode a JPEG at 1/2, 1/4 or 1
 any other image (PNG, DICOM) by an integer factor under the same rule before the antialiased
 resize; ``exact`` never does. Both are part of the cache and feature keys. Under ``fast`` the
 reduced image is padded in its own pixel grid, so the image may sit up to a quarter of an input pixel off
-where ``exact`` puts it (geometry itself is always that of the original file).
+where ``exact`` puts it (geometry itself is always that of the original file). Tolerance, pinned on a real
+1955 x 1841 CR chest at 224 px (tests/test_pixel_cache.py): mean |fast - exact| < 1/255 (measured
+0.0033) and every pixel < 0.25 (the quarter-pixel shift at a full-contrast edge; measured 0.11).
 """
 from __future__ import annotations
 
