@@ -77,6 +77,16 @@ def test_nested_raw_image_and_parent_root(tmp_path):
     assert samples[0].image.parent.parent.parent.name == "RawImage"
 
 
+def test_appledouble_files_beside_the_bmps_are_not_images(tmp_path):
+    # a tar/zip made on macOS carries ._<name> beside each file; no annotation exists for those
+    root = _fixture(tmp_path / "isbi")
+    for subset, ids in IDS.items():
+        for stem in ids:
+            (root / "RawImage" / subset / f"._{stem}.bmp").write_bytes(b"\0\5\26\7")
+    samples = ISBI2015Ceph(root, test_set="both").samples()
+    assert [s.id for s in samples] == ["001", "002", "003", "151", "301"]
+
+
 def test_missing_junior_with_average_names_the_file(tmp_path):
     root = _fixture(tmp_path / "isbi")
     (root / "AnnotationsByMD" / "400_junior" / "002.txt").unlink()

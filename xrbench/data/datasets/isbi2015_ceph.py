@@ -8,6 +8,7 @@ Official layout (challenge site; the figshare copy nests ``RawImage/RawImage``):
     AnnotationsByMD/400_senior/001.txt ... 400.txt
     AnnotationsByMD/400_junior/001.txt ... 400.txt
 
+Hidden files (``._001.bmp``, the AppleDouble litter of archives made on macOS) are not images.
 Each annotation file starts with 19 lines ``x,y`` (integer pixels of the image); lines after the
 19th are not landmarks and are ignored; blank lines and spaces are tolerated. The folders are found
 at any nesting depth (mirrors differ). The real images are 1935x2400 px at 0.1 mm/pixel, so
@@ -63,7 +64,10 @@ class ISBI2015Ceph(DatasetLoader):
         out: list[Sample] = []
         for subset in subsets:
             folder = self._folder(subset)
-            images = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".bmp" and p.is_file())
+            # hidden names are not images: ``._001.bmp`` is the AppleDouble file that a tar or zip
+            # made on macOS carries beside ``001.bmp``
+            images = sorted(p for p in folder.iterdir()
+                            if p.suffix.lower() == ".bmp" and not p.name.startswith(".") and p.is_file())
             if not images:
                 raise DataError("holds no .bmp images", path=folder)
             splits = (patient_split([p.stem for p in images], seed=self.seed, salt=self.name)
