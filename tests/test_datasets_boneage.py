@@ -126,6 +126,30 @@ def test_malformed_rows_are_errors(tmp_path, table, message):
         RSNABoneAge(tmp_path).samples()
 
 
+@pytest.mark.parametrize("rel, header, message", [
+    ("Bone Age Validation Set/Validation Dataset.csv", "Image ID,male,Bone Age\n1386,TRUE,150\n",
+     r"Validation Dataset.csv: looks like the validation table but misses column\(s\) 'Bone Age \(months\)'"),
+    ("Bone Age Training Set/train.csv", "id,boneage\n1377,180\n",
+     r"train.csv: looks like the train table but misses column\(s\) 'male'; found columns \['id', 'boneage'\]"),
+    ("Bone Age Test Set/Bone age ground truth.csv", "Case ID,Ground truth bone age (months)\n4360,168\n",
+     r"ground truth.csv: looks like the test table but misses column\(s\) 'Sex'"),
+])
+def test_a_table_with_ground_truth_but_a_missing_column_is_an_error(tmp_path, rel, header, message):
+    # before: the damaged table was set aside as "ignored" and its split silently carved from train
+    official_fixture(tmp_path)
+    write(tmp_path / rel, header)
+    with pytest.raises(DataError, match=message):
+        RSNABoneAge(tmp_path).samples()
+
+
+def test_tables_without_ground_truth_are_still_set_aside(tmp_path):
+    kaggle_fixture(tmp_path)
+    write(tmp_path / "image_paths.csv", "id,image_path\n1377,a.png\n")  # "image" is not an age column
+    ds = RSNABoneAge(tmp_path)
+    assert len(ds.samples()) == 3
+    assert ds.report_extra()["ignored_tables"] == ["boneage-test-dataset.csv", "image_paths.csv"]
+
+
 def test_no_training_table_or_two_of_them_are_errors(tmp_path):
     write(tmp_path / "a" / "boneage-test-dataset.csv", "Case ID,Sex\n4360,M\n")
     with pytest.raises(DataError, match="no training table found"):

@@ -18,6 +18,7 @@ Images are found by a recursive ``<id>.png`` index (the Kaggle copy nests them t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +36,8 @@ SCHEMAS: dict[str, tuple[str, str, str]] = {
     "validation": ("Image ID", "Bone Age (months)", "male"),
     "test": ("Case ID", "Ground truth bone age (months)", "Sex"),
 }
+#: a column name that holds a bone age ("boneage", "Bone Age (months)", ...), not "image_path"
+_AGE_WORD = re.compile(r"\bage\b|boneage")
 _SPLIT_OF = {"train": "train", "validation": "val", "test": "test"}
 _MALE = {"true": True, "false": False, "1": True, "0": False, "m": True, "f": False,
          "male": True, "female": False}
@@ -48,6 +51,8 @@ class RSNABoneAge(DatasetLoader):
       whose table is absent is carved from train (10% each, seeded hash split); the Kaggle copy
       ships only train with labels. The Kaggle test table (``Case ID, Sex``, no bone age), other
       CSVs and spreadsheets are not read; ``xrbench data check`` lists them (:meth:`report_extra`).
+      A CSV with a schema's id column and a bone-age column but not all of its columns is a
+      DataError naming the missing ones (a damaged table is not silently replaced by a carve).
       Ground truth kept only as ``.xlsx`` (some copies) must be saved as CSV first.
     - No patient ids are published: each image is its own patient. Sample ids are
       ``<table>/<id>`` (e.g. ``train/1377``), unique even if two tables reuse a number.
@@ -180,6 +185,13 @@ def _table_kind(path: Path) -> str | None:
     for kind, cols in SCHEMAS.items():
         if all(c.lower() in names for c in cols):
             return kind
+    for kind, cols in SCHEMAS.items():
+        # a schema's id column plus a bone-age column: a table with ground truth whose header is
+        # damaged or misspelt, not one to set aside (the Kaggle test table has no age column)
+        if cols[0].lower() in names and any(_AGE_WORD.search(n) for n in names - {cols[0].lower()}):
+            missing = [c for c in cols if c.lower() not in names]
+            raise DataError(f"looks like the {kind} table but misses column(s) "
+                            f"{', '.join(map(repr, missing))}; found columns {list(header.columns)}", path=path)
     return None
 
 
