@@ -107,6 +107,18 @@ def test_parent_folder_headers_with_spaces_and_gzip_are_accepted(tmp_path):
         ("validation/1386", "val", 150.0, "M"), ("validation/1392", "val", 60.25, "F")]
 
 
+def test_upper_case_extension_and_macos_litter(tmp_path):
+    kaggle_fixture(tmp_path)
+    nest = tmp_path / "boneage-training-dataset" / "boneage-training-dataset"
+    (nest / "1378.png").rename(nest / "1378.PNG")
+    touch_png(nest / "._1379.png")  # AppleDouble file beside 1379.png
+    touch_png(tmp_path / "__MACOSX" / "._boneage-training-dataset.csv")
+    touch_png(tmp_path / "__MACOSX" / "extra" / "._4000.png")
+    ds = RSNABoneAge(tmp_path)
+    assert [s.image for s in ds.samples()] == [nest / "1377.png", nest / "1378.PNG", nest / "1379.png"]
+    assert ds.report_extra() == {"ignored_tables": ["boneage-test-dataset.csv"], "images_outside_split_folders": 0}
+
+
 def test_an_image_that_is_not_found_keeps_a_path_for_data_check(tmp_path):
     write(tmp_path / "boneage-training-dataset.csv", "id,boneage,male\n1377,180,False\n")
     (sample,) = RSNABoneAge(tmp_path).samples()

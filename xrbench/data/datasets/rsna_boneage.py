@@ -12,8 +12,9 @@ validation  ``Image ID, male, Bone Age (months)``                ``Bone Age Vali
 test        ``Case ID, Sex, Ground truth bone age (months)``     test ground truth (Sex M/F)
 ==========  ===================================================  ======================================
 
-Images are found by a recursive ``<id>.png`` index (the Kaggle copy nests them twice:
-``boneage-training-dataset/boneage-training-dataset/<id>.png``).
+Images are found by a recursive ``<id>.png`` index, the extension in any case (the Kaggle copy
+nests them twice: ``boneage-training-dataset/boneage-training-dataset/<id>.png``); ``._*`` files
+(macOS archive litter) are skipped.
 """
 from __future__ import annotations
 
@@ -158,9 +159,11 @@ def _scan(root: Path) -> tuple[dict[str, Path], dict[tuple[str | None, str], lis
         kind_of_dir = split_of_folder(os.path.relpath(dirpath, root))
         for f in sorted(filenames):
             low = f.lower()
-            if low.endswith(".png"):
-                pngs.setdefault((kind_of_dir, f), []).append(Path(dirpath) / f)
-            elif low.endswith((".csv", ".csv.gz")) and not f.startswith("._"):
+            if f.startswith("._"):
+                continue  # AppleDouble files of archives made on macOS, not images or tables
+            if low.endswith(".png"):  # keyed in lower case: 1377.PNG is image 1377 as well
+                pngs.setdefault((kind_of_dir, low), []).append(Path(dirpath) / f)
+            elif low.endswith((".csv", ".csv.gz")):
                 kind = _table_kind(Path(dirpath) / f)
                 if kind is None:
                     ignored.append(Path(dirpath) / f)
@@ -221,7 +224,7 @@ def _read_rows(path: Path, kind: str, pngs: dict[tuple[str | None, str], list[Pa
 def _image_for(cid: str, kind: str, table_dir: Path, pngs: dict[tuple[str | None, str], list[Path]]) -> Path:
     """``<cid>.png`` in a folder of the table's own split (never another split's), else the
     missing path ``<table folder>/<cid>.png``."""
-    found = pngs.get((kind, f"{cid}.png"), [])
+    found = pngs.get((kind, f"{cid}.png".lower()), [])
     near = [p for p in found if table_dir in p.parents]
     return (near or found or [table_dir / f"{cid}.png"])[0]
 
