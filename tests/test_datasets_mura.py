@@ -130,6 +130,13 @@ def test_paths_off_the_official_pattern_are_errors(tmp_path, bad):
         MURA(tmp_path).samples()
 
 
+def test_an_image_listed_twice_names_the_file_and_both_rows(tmp_path):
+    write_fixture(tmp_path, train_images=TRAIN_IMAGES + [TRAIN_IMAGES[3]])
+    with pytest.raises(DataError, match=r"train_image_paths.csv, row 6: image path .*study1_negative/image1.png' "
+                                        r"is listed twice \(first on row 4\)"):
+        MURA(tmp_path).samples()
+
+
 def test_missing_root_is_an_error(tmp_path):
     with pytest.raises(DataError, match="not a dataset root: expected 'train_labeled_studies.csv'"):
         MURA(tmp_path).samples()

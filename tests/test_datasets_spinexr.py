@@ -121,6 +121,13 @@ def test_malformed_rows_raise_data_error(tmp_path, train, message):
     assert message in str(err.value) and "train.csv" in str(err.value)
 
 
+def test_an_image_in_both_csvs_names_the_file_and_rows(tmp_path):
+    root = _write(tmp_path / "v", test=TEST_CSV + "No finding,img_c,study_2,,,,\n")
+    with pytest.raises(DataError, match=r"test.csv, row 5, field 'image_id': image img_c is also in train.csv "
+                                        r"\(row 6\)"):
+        VinDrSpineXR(root).samples()
+
+
 def test_trailing_comma_on_rows_only_keeps_the_columns_in_place(tmp_path):
     """Rows ending in ',' under a header that does not: the columns must not shift by one (pandas'
     implicit index would put image_id into the index and read study_id as image_id)."""

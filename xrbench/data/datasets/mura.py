@@ -84,13 +84,16 @@ class MURA(DatasetLoader):
         if table.shape[1] != 1:
             raise DataError(f"expected one column (an image path per line), found {table.shape[1]}",
                             path=paths_csv)
-        out, seen_studies = [], set()
+        out, seen_studies, first_row = [], set(), {}
         for i, raw in enumerate(table.iloc[:, 0].tolist()):
             row = i + 1
             rel = _strip_prefix(raw, paths_csv, row)
             if rel.rsplit("/", 1)[-1].startswith("._"):
                 self.skipped_resource_forks += 1
                 continue
+            if first_row.setdefault(rel, row) != row:
+                raise DataError(f"image path {raw!r} is listed twice (first on row {first_row[rel]})",
+                                path=paths_csv, row=row)
             m = _IMAGE_RE.match(rel)
             if m is None or m.group(1) != official:
                 raise DataError(f"image path {raw!r} does not match "

@@ -80,9 +80,15 @@ class VinDrSpineXR(DatasetLoader):
                                         for gz in ("", ".gz")))
         self.stats = {"zero_area_boxes": 0, "other_lesion_rows": 0}
         out: list[Sample] = []
+        first: dict[str, tuple[str, int]] = {}  # image id -> (csv name, row) where it first appears
         for official, folder in (("train", "train_images"), ("test", "test_images")):
             path = find_file(root / "annotations", f"{official}.csv")
             images = self._read_annotations(path)
+            for image_id, im in images.items():
+                where = first.setdefault(image_id, (path.name, im.first_row))
+                if where[0] != path.name:
+                    raise DataError(f"image {image_id} is also in {where[0]} (row {where[1]}): an image "
+                                    "belongs to one split", path=path, row=im.first_row, field="image_id")
             splits = (patient_split([im.study for im in images.values()], seed=self.seed, salt=self.name)
                       if official == "train" else {})
             for image_id, im in images.items():
