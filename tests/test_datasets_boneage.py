@@ -154,6 +154,20 @@ def test_a_table_with_ground_truth_but_a_missing_column_is_an_error(tmp_path, re
         RSNABoneAge(tmp_path).samples()
 
 
+def test_test_ground_truth_only_as_a_spreadsheet_is_an_error_not_a_carved_test_split(tmp_path):
+    official_fixture(tmp_path)
+    gt = tmp_path / "Bone Age Test Set" / "Bone age ground truth.csv"
+    gt.unlink()
+    touch_png(gt.with_suffix(".xlsx"))
+    with pytest.raises(DataError, match=r"ground truth.xlsx: looks like the test ground truth, but xrbench "
+                                        r"reads CSV only: save it as CSV"):
+        RSNABoneAge(tmp_path).samples()
+    gt.write_text("Case ID,Sex,Ground truth bone age (months)\n4360,M,168.934\n")  # saved as CSV beside it
+    ds = RSNABoneAge(tmp_path)
+    assert [s.id for s in ds.samples() if s.split == "test"] == ["test/4360"]
+    assert ds.report_extra()["ignored_tables"] == ["Bone Age Test Set/Bone age ground truth.xlsx"]
+
+
 def test_tables_without_ground_truth_are_still_set_aside(tmp_path):
     kaggle_fixture(tmp_path)
     write(tmp_path / "image_paths.csv", "id,image_path\n1377,a.png\n")  # "image" is not an age column

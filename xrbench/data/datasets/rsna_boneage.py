@@ -54,7 +54,8 @@ class RSNABoneAge(DatasetLoader):
       CSVs and spreadsheets are not read; ``xrbench data check`` lists them (:meth:`report_extra`).
       A CSV with a schema's id column and a bone-age column but not all of its columns is a
       DataError naming the missing ones (a damaged table is not silently replaced by a carve).
-      Ground truth kept only as ``.xlsx`` (some copies) must be saved as CSV first.
+      Ground truth kept only as ``.xlsx`` (some copies) must be saved as CSV first: a spreadsheet
+      under the root with no test table is a DataError (not a silently carved test split).
     - No patient ids are published: each image is its own patient. Sample ids are
       ``<table>/<id>`` (e.g. ``train/1377``), unique even if two tables reuse a number.
     - Image lookup: ``<id>.png`` in an image folder of the table's own split, preferring files
@@ -88,6 +89,13 @@ class RSNABoneAge(DatasetLoader):
         if "train" not in tables:
             raise DataError("no training table found: expected a CSV with columns id, boneage, male "
                             "(boneage-training-dataset.csv or Bone Age Training Set/train.csv)", path=root)
+        sheets = [p for p in ignored if p.name.lower().endswith((".xlsx", ".xls"))]
+        if "test" not in tables and sheets:
+            # the RSNA test ground truth comes as a spreadsheet in some copies: carving a test split
+            # from train instead would give numbers that no one else's test set gives
+            raise DataError("looks like the test ground truth, but xrbench reads CSV only: save it as CSV "
+                            "(columns Case ID, Sex, Ground truth bone age (months)) or move it out of the "
+                            "dataset folder to carve the test split from train", path=sheets[0])
         rows = []
         for kind in SCHEMAS:
             if kind in tables:
