@@ -140,9 +140,11 @@ def f1_binary(y, s, *, threshold: float = 0.5, **_) -> float:
 
 @METRICS.register("f1_macro")
 def f1_macro(y, s, **_) -> float:
-    """Macro F1 over the classes present in the truth (multiclass argmax)."""
+    """Macro F1 (multiclass argmax) over the classes present in the truth or the predictions:
+    scikit-learn's ``f1_score(average="macro")``. A class predicted but absent from the truth scores
+    0 and counts; leaving it out would not penalise those false positives."""
     t, p = _classes(y, s)
-    return float(np.mean([_f1(t, p, c) for c in np.unique(t)])) if t.size else float("nan")
+    return float(np.mean([_f1(t, p, c) for c in np.union1d(t, p)])) if t.size else float("nan")
 
 
 #: metrics whose binary decision threshold is chosen on val (never on test)

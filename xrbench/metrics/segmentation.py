@@ -1,6 +1,6 @@
 """Segmentation scores as per-image statistics plus an aggregate, so the bootstrap never re-scores masks.
 
-Each test image is scored once by :func:`mask_stats` (MONAI computes Dice, IoU and HD95 on the
+Each test image is scored once by :func:`mask_stats` (MONAI's Dice, IoU and HD95 on the
 binary masks at the image's original resolution); :func:`aggregate_segmentation` turns the
 statistics of any multiset of images (a bootstrap resample repeats images) into the reported means,
 and :func:`aggregate_segmentation_batch` does so for many resamples at once.
@@ -56,11 +56,14 @@ def mask_stats(pred: np.ndarray, truth: np.ndarray) -> dict:
         pred, truth = pred[box], truth[box]
     p = torch.from_numpy(np.ascontiguousarray(pred))[None, None].float()
     t = torch.from_numpy(np.ascontiguousarray(truth))[None, None].float()
-    from monai.metrics import compute_dice, compute_hausdorff_distance, compute_iou  # 4 s of imports: here
+    from monai.metrics import compute_hausdorff_distance, compute_iou  # 4 s of imports: here
 
     # ignore_empty=False gives exactly the conventions above: 1 when both are empty, 0 when one is.
-    dice = float(compute_dice(p, t, include_background=True, ignore_empty=False).item())
-    iou = float(compute_iou(p, t, include_background=True, ignore_empty=False).item())
+    # Dice is MONAI's formula on float64 counts: compute_dice divides in float32 whatever the input,
+    # which put the stored value 1e-8 off 2|A & B| / (|A| + |B|), what anyone recomputes from the masks.
+    inter, n_p, n_t = int(np.logical_and(pred, truth).sum()), int(pred.sum()), int(truth.sum())
+    dice = 2 * inter / (n_p + n_t) if n_p + n_t else 1.0
+    iou = float(compute_iou(p.double(), t.double(), include_background=True, ignore_empty=False).item())
     if has_p and has_t:
         with warnings.catch_warnings():  # MONAI passes its own deprecated argument internally
             warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
@@ -68,8 +71,7 @@ def mask_stats(pred: np.ndarray, truth: np.ndarray) -> dict:
     else:
         hd95 = 0.0 if has_p == has_t else diagonal
     return {"dice": dice, "iou": iou, "hd95": hd95, "positive": has_t,
-            "intersection": int(np.logical_and(pred, truth).sum()),
-            "pred_area": int(pred.sum()), "truth_area": int(truth.sum())}
+            "intersection": inter, "pred_area": n_p, "truth_area": n_t}
 
 
 def stack_stats(stats: list[dict]) -> dict[str, np.ndarray]:

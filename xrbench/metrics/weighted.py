@@ -147,7 +147,7 @@ def f1_macro_w(y, s, w, **_) -> np.ndarray:
     t, p = _classes(y, s)
     k = max(np.asarray(s).shape[1], int(t.max(initial=0)) + 1, int(p.max(initial=0)) + 1)
     conf = _confusion(t, p, w, k)
-    present = conf.sum(2) > 0  # classes present in the replicate's truth
+    present = (conf.sum(2) > 0) | (conf.sum(1) > 0)  # in the replicate's truth or predictions
     f1 = np.stack([_f1_from(conf, c) for c in range(k)], axis=1)
     n = present.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
