@@ -609,3 +609,36 @@ def test_bootstrap_reports_no_interval_when_over_a_tenth_of_replicates_are_undef
     ci = bootstrap_ci(None, 30, [str(i) for i in range(30)], n_boot=300, seed=0,
                       batch_metric=lambda w: {"v": weighted.auroc_w(y, s, w)})["v"]
     assert math.isnan(ci[0]) and math.isnan(ci[1]) and 0.25 < ci.undefined < 0.5
+
+
+#: (text, pycocoevalcap PTBTokenizer + its punctuation removal, xrbench's tokenize): the PTB column
+#: was recorded from PTBTokenizer (Stanford CoreNLP 3.4.1 jar of pycocoevalcap)
+PTB_CASES = [
+    ("PA and lateral views of the chest. No pneumothorax.",
+     "pa and lateral views of the chest no pneumothorax", "pa and lateral views of the chest no pneumothorax"),
+    ('Low lung volumes "bronchovascular crowding"',
+     "low lung volumes bronchovascular crowding", "low lung volumes bronchovascular crowding"),
+    ("Lines/tubes: unchanged; 4.2 cm x-ray", "lines/tubes unchanged 4.2 cm x-ray", "lines/tubes unchanged 4.2 cm x-ray"),
+    # the documented differences
+    ("r/o malignancy (left).", "r/o malignancy -lrb- left -rrb-", "r/o malignancy left"),
+    ("The patient's film. Can't exclude", "the patient 's film ca n't exclude", "the patient s film can t exclude"),
+    ("Volume ~3,000 mL, 5% & ___", "volume ~ 3,000 ml 5 % & ___", "volume 3 000 ml 5"),
+    ("at 1:00 p.m., e.g. T11-T12", "at 1:00 p.m. e.g. t11-t12", "at 1 00 p m e g t11-t12"),
+]
+
+
+@pytest.mark.parametrize("text, ptb, ours", PTB_CASES)
+def test_tokenize_equals_ptb_except_where_documented(text, ptb, ours):
+    from xrbench.metrics.nlg import tokenize
+
+    assert tokenize(text) == ours
+    assert (ours == ptb) == (PTB_CASES.index((text, ptb, ours)) < 3)
+
+
+@pytest.mark.skipif(__import__("shutil").which("java") is None, reason="PTBTokenizer is a Java program")
+def test_recorded_ptb_column_is_what_ptbtokenizer_gives():
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        got = PTBTokenizer().tokenize({i: [{"caption": t}] for i, (t, _, _) in enumerate(PTB_CASES)})
+    assert [got[i][0] for i in range(len(PTB_CASES))] == [p for _, p, _ in PTB_CASES]

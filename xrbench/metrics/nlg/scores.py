@@ -33,11 +33,15 @@ _TOKEN = re.compile(r"[^\W_]+(?:(?:[-/]|(?<=\d)\.(?=\d))[^\W_]+)*")
 def tokenize(text: str) -> str:
     """Lower-case, split off punctuation and drop it; tokens joined by single spaces.
 
-    This is what pycocoevalcap's PTBTokenizer followed by its punctuation removal gives on report
-    text ("4.2 cm", "x-ray", "r/o" stay one token; ".,;:!?()[]'\\"" are dropped), without Java.
-    Two deliberate differences: parentheses are dropped (lower-cased PTB emits "-lrb-"/"-rrb-",
-    which pycocoevalcap's upper-case punctuation list misses), and "patient's" gives "patient s"
-    rather than PTB's "patient 's".
+    On most report text this is what pycocoevalcap's PTBTokenizer followed by its punctuation
+    removal gives ("4.2 cm", "x-ray", "r/o", "t11-t12" stay one token; ".,;:!?'\\"" are dropped),
+    without Java. Where it differs (checked against PTBTokenizer, tests/test_metrics_independent.py):
+    parentheses are dropped (lower-cased PTB emits "-lrb-"/"-rrb-", which pycocoevalcap's upper-case
+    punctuation list misses); clitics lose the apostrophe ("patient s", "can t"; PTB "patient 's",
+    "ca n't"); symbols PTB keeps are dropped ("%", "&", "~" and MIMIC's "___" placeholder); a comma,
+    colon or non-decimal period splits a token ("3 000", "1 00", "e g"; PTB "3,000", "1:00", "e.g.").
+    Scores therefore differ slightly from a PTB pipeline on such text; generated and reference
+    reports are tokenised alike.
     """
     return " ".join(_TOKEN.findall(str(text).lower()))
 
