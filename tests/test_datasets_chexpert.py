@@ -114,6 +114,33 @@ def test_root_and_path_prefix_variants(tmp_path, folder, prefix, given):
     assert [s.image for s in samples] == [d / r.split(",")[0].removeprefix(prefix) for r in fix(TRAIN + VALID)]
 
 
+def test_stanford_aimi_download_of_the_full_set_in_its_batch_folders(tmp_path):
+    """The AIMI download (chexpertchestxrays-u20210408) unzips to four folders: batch 1 holds the CSVs
+    and valid/, the train patients sit directly in batches 2-4; Path still says CheXpert-v1.0/train/."""
+    top = tmp_path / "chexpertchestxrays-u20210408"
+    fix = lambda rows: ["CheXpert-v1.0/" + r.split("/", 1)[1] for r in rows]  # noqa: E731
+    first = write_fixture(top, folder="CheXpert-v1.0 batch 1 (validate & csv)", train=fix(TRAIN),
+                          valid=fix(VALID), images=False)
+    where = {"patient00001": "CheXpert-v1.0 batch 2 (train 1)", "patient00002": "CheXpert-v1.0 batch 3 (train 2)",
+             "patient00003": "CheXpert-v1.0 batch 4 (train 3)"}
+    for row in TRAIN:
+        rel = row.split(",")[0].split("/", 2)[2]  # patientNNNNN/studyN/viewN_*.jpg
+        write_raster(top / where[rel.split("/")[0]] / rel, np.full((8, 8), 0.5, np.float32), bits=8)
+    for row in VALID:
+        write_raster(first / row.split(",")[0].split("/", 1)[1], np.full((8, 8), 0.5, np.float32), bits=8)
+    (top / "train_cheXbert.csv").write_text(HEAD + "\n")
+    for root in (top, tmp_path):
+        samples = {s.id: s for s in CheXpert(root).samples()}
+        assert samples["train/patient00002/study2/view2_lateral.jpg"].image == \
+            top / "CheXpert-v1.0 batch 3 (train 2)/patient00002/study2/view2_lateral.jpg"
+        assert samples["valid/patient64541/study1/view1_frontal.jpg"].image == \
+            first / "valid/patient64541/study1/view1_frontal.jpg"
+        assert all(s.image.is_file() for s in samples.values()) and len(samples) == 6
+    from xrbench.data.check import check_dataset
+    report = check_dataset("chexpert", top)
+    assert [report["splits"][k]["missing"] for k in ("train", "val", "test")] == [[], [], []]
+
+
 def test_csv_gz_and_stray_spaces_in_header(tmp_path):
     spaced = ", ".join(f" {h} " for h in HEADER)
     write_fixture(tmp_path, header=spaced, gz=True, images=False)

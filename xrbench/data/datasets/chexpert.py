@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
 from pathlib import Path
 
@@ -58,7 +59,10 @@ _SEX = {"male": "M", "female": "F", "unknown": None}
 class CheXpert(DatasetLoader):
     """CheXpert v1.0 / v1.0-small.
 
-    Root: the ``CheXpert-v1.0-small`` (or ``CheXpert-v1.0``) folder or the folder containing it.
+    Root: the ``CheXpert-v1.0-small`` (or ``CheXpert-v1.0``) folder or the folder containing it,
+    or Stanford AIMI's download of the full set (``chexpertchestxrays-u20210408``) as its four zips
+    unzip: the CSVs and ``valid/`` in ``CheXpert-v1.0 batch 1 (validate & csv)``, the train
+    patients spread over ``CheXpert-v1.0 batch {2,3,4} (train {1,2,3})`` without a ``train/`` level.
     Splits: the official ``valid`` set (radiologist-labelled) is our ``test``; ``val`` is carved
     from the official ``train`` set with a seeded, patient-disjoint ``patient_split(val=0.1)``.
     Every image is kept, laterals included (``meta['frontal']`` lets a task keep frontals only;
@@ -76,7 +80,9 @@ class CheXpert(DatasetLoader):
 
     def load(self) -> list[Sample]:
         folder = locate_root(self.root, "train.csv", "train.csv.gz", "valid.csv", "valid.csv.gz")
-        rows = _read_split(folder, "train.csv") + _read_split(folder, "valid.csv")
+        batches = _train_batches(folder)
+        self.image_roots += [b for b in dict.fromkeys(batches.values()) if b not in self.image_roots]
+        rows = _read_split(folder, "train.csv", batches) + _read_split(folder, "valid.csv", batches)
         assign = patient_split([r["patient"] for r in rows if r["official"] == "train"],
                                seed=self.seed, val=0.1, salt=self.name)
         return [Sample(id=r["id"], image=r["image"], patient=r["patient"],
@@ -168,12 +174,38 @@ def report_labels(case, *, truth: bool = False) -> dict[str, str]:
     return cells
 
 
-def _read_split(folder: Path, name: str) -> list[dict]:
+_AIMI_TRAIN_BATCH = re.compile(r"CheXpert-v1\.0 batch \d+ \(train \d+\)$")
+
+
+def _train_batches(folder: Path) -> dict[str, Path]:
+    """Train patient folder -> the AIMI batch folder holding it (``CheXpert-v1.0 batch 2 (train 1)``
+    ...), when ``folder`` has no ``train/`` and such batch folders sit beside it; else empty.
+    One directory listing per batch folder."""
+    if (folder / "train").is_dir():
+        return {}
+    out: dict[str, Path] = {}
+    try:
+        batches = sorted(p for p in folder.parent.iterdir() if p.is_dir() and _AIMI_TRAIN_BATCH.match(p.name))
+    except OSError:
+        return {}
+    for batch in batches:
+        with os.scandir(batch) as it:
+            for e in it:
+                if e.name.startswith("patient") and e.is_dir():
+                    other = out.setdefault(e.name, batch)
+                    if other != batch:
+                        raise DataError(f"train patient {e.name} is in two batch folders, {other} and {batch}",
+                                        path=folder.parent)
+    return out
+
+
+def _read_split(folder: Path, name: str, batches: dict[str, Path] | None = None) -> list[dict]:
     """Rows of one official CSV as plain records (id, image, patient, labels, meta, official split).
 
     Columns are parsed whole, each distinct value once (:func:`parse_column`), with the per-cell
     parsers, so an error names the first bad row; paths are checked as strings
-    (:func:`safe_join`) and no file is touched.
+    (:func:`safe_join`) and no file is touched. ``batches`` (:func:`_train_batches`) places a
+    ``train/<patient>/...`` path in its AIMI batch folder.
     """
     path = find_file(folder, name)
     df = read_table(path)
@@ -199,7 +231,10 @@ def _read_split(folder: Path, name: str) -> list[dict]:
                             field="Path")
         meta = {"sex": sex, "age": age, "frontal": front, "view": view or (None if front else "Lateral"),
                 "study": f"{found.group(1)}/{found.group(2)}"}
-        out.append({"id": rel, "image": safe_join(folder, rel, source=path, row=line),
+        base, inner = folder, rel
+        if batches and rel.startswith("train/") and found.group(1) in batches:
+            base, inner = batches[found.group(1)], rel[len("train/"):]
+        out.append({"id": rel, "image": safe_join(base, inner, source=path, row=line),
                     "patient": found.group(1), "labels": dict(zip(OBSERVATIONS, row_labels)), "meta": meta,
                     "official": official})
     return out
