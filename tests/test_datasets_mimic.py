@@ -233,6 +233,31 @@ def test_mimic_reports_found_in_the_physionet_mimic_cxr_project_beside_the_jpg_o
     assert MIMICCXR(jpg).samples()[0].text == REPORT_SECTIONS
 
 
+def test_mimic_reports_read_from_the_unextracted_physionet_zip(tmp_path):
+    """``mimic-cxr-reports.zip`` as downloaded (members ``files/p10/p10000032/s50414267.txt``) is read in
+    place, found beside the JPG project or given as reports_root; a text-mode read's newlines."""
+    import zipfile
+
+    files = tmp_path / "physionet.org" / "files"
+    jpg = write_mimic(files / "mimic-cxr-jpg" / "2.1.0", reports=None)
+    project = files / "mimic-cxr" / "2.1.0"
+    project.mkdir(parents=True)
+    with zipfile.ZipFile(project / "mimic-cxr-reports.zip", "w") as z:
+        z.writestr("files/p10/p10000032/s50414267.txt", REPORT.replace("\n", "\r\n"))
+        z.writestr("files/p10/p10000032/s53189527.txt", NO_HEADERS)
+    loader = MIMICCXR(tmp_path)
+    samples = {s.id: s for s in loader.samples()}
+    assert samples[D1].text == REPORT_SECTIONS and samples[D3].text == section_text(NO_HEADERS)
+    assert loader.report_extra() == {"reports_folder": [str(project / "mimic-cxr-reports.zip")],
+                                     "studies_without_report": 1}
+    for given in (project / "mimic-cxr-reports.zip", project):
+        assert MIMICCXR(jpg, reports_root=given).samples()[0].text == REPORT_SECTIONS
+    (project / "broken").mkdir()
+    (project / "broken" / "mimic-cxr-reports.zip").write_bytes(b"PK not a zip")
+    with pytest.raises(DataError, match=r"mimic-cxr-reports.zip: cannot be read as a zip archive"):
+        MIMICCXR(jpg, reports_root=project / "broken" / "mimic-cxr-reports.zip").samples()
+
+
 @pytest.mark.parametrize("kind, rows, match", [
     ("split", [SPLIT[0].replace(",train", ",valid"), *SPLIT[1:]], r"split.csv, row 2, field 'split'.*'valid'"),
     ("split", SPLIT[1:], rf"dicom_id {D1} has no row in mimic-cxr-2.0.0-split.csv"),

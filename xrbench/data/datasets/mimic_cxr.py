@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import re
 import textwrap
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,9 @@ CHEXPERT = "mimic-cxr-2.0.0-chexpert.csv"
 SPLIT = "mimic-cxr-2.0.0-split.csv"
 _SPLITS = {"train": "train", "validate": "val", "test": "test"}
 _REPORT_DIRS = ("mimic-cxr-reports/files", "files")
+#: the reports as PhysioNet serves them, when not unzipped (members ``files/p10/p10000032/s50414267.txt``)
+REPORTS_ZIP = "mimic-cxr-reports.zip"
+_ZIP_MEMBER = re.compile(r"(?:^|/)files/(p\d+/p\d+/s\d+\.txt)$")
 #: the header of the official metadata file
 METADATA_HEADER = ("dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows",
                    "Columns", "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning",
@@ -58,11 +63,12 @@ class MIMICCXR(DatasetLoader):
     study; a study missing from the labels file gets no labels. ``group`` is the study id.
     Policy ``views``: only images whose ``ViewPosition`` is listed are loaded (default the frontal
     ``PA``/``AP``; ``"all"`` keeps every image, blank view included).
-    Reports: from ``reports_root`` (a folder holding ``files/``, or ``files/`` itself) or, when not
-    given, the first of ``mimic-cxr-reports/files`` and ``files`` (below the root, the dataset
-    folder, or a sibling ``mimic-cxr/<version>`` project folder, as PhysioNet's ``wget -r`` leaves
-    it) that holds them; ``text`` maps section name -> whitespace-normalised text and is empty
-    where no report exists.
+    Reports: from ``reports_root`` (a folder holding ``files/``, ``files/`` itself, or
+    ``mimic-cxr-reports.zip``) or, when not given, the first of ``mimic-cxr-reports/files``,
+    ``files`` and an unextracted ``mimic-cxr-reports.zip`` (below the root, the dataset folder, or
+    a sibling ``mimic-cxr/<version>`` project folder, as PhysioNet's ``wget -r`` leaves it) that
+    holds them; ``text`` maps section name -> whitespace-normalised text and is empty where no
+    report exists.
     """
 
     name = "mimic-cxr"
@@ -100,9 +106,11 @@ class MIMICCXR(DatasetLoader):
         texts: dict[str, dict[str, str]] = {}
         samples = []
         self.reports = {"folder": reports, "studies_without_report": 0}
+        read = _report_reader(reports)
         for dicom, subject, study, view, image in rows:
             if study not in texts:
-                texts[study] = _read_report(reports, subject, study) if reports else {}
+                raw = read(subject, study) if read else None
+                texts[study] = report_sections(raw, f"s{study}") if raw is not None else {}
                 self.reports["studies_without_report"] += not texts[study]
             samples.append(Sample(id=dicom, image=image, patient=subject, split=splits[dicom],
                                   labels=dict(labels.get((subject, study), {})), text=dict(texts[study]),
@@ -118,20 +126,23 @@ class MIMICCXR(DatasetLoader):
                 "studies_without_report": self.reports["studies_without_report"]}
 
     def _reports_dir(self, folder: Path, studies: list[tuple[str, str]]) -> Path | None:
-        """The ``files/`` folder that holds the reports, or None when none is found."""
+        """The ``files/`` folder (or ``mimic-cxr-reports.zip``) that holds the reports, or None
+        when none is found."""
         given = self.options["reports_root"]
         if given is not None:
             base = Path(given).expanduser()
+            if base.is_file() and base.suffix.lower() == ".zip":
+                return base
             if not base.is_dir():
                 raise DataError("reports_root does not exist", path=base)
-            return base / "files" if (base / "files").is_dir() else base
-        candidates = [b / d for b in dict.fromkeys([self.root, folder, *_report_projects(folder)])
-                      for d in _REPORT_DIRS]
-        probes = studies[:20]
-        for cand in candidates:
-            if any(_report_path(cand, subject, study).is_file() for subject, study in probes):
+            if (base / "files").is_dir():
+                return base / "files"
+            return base / REPORTS_ZIP if not _has_reports(base, studies) and (base / REPORTS_ZIP).is_file() else base
+        bases = list(dict.fromkeys([self.root, folder, *_report_projects(folder)]))
+        for cand in [b / d for b in bases for d in _REPORT_DIRS]:
+            if _has_reports(cand, studies):
                 return cand
-        return None
+        return next((b / REPORTS_ZIP for b in bases if (b / REPORTS_ZIP).is_file()), None)
 
     @classmethod
     def write_demo(cls, dest: Path, *, n: int, seed: int) -> None:
@@ -309,17 +320,41 @@ def _read_split(path: Path) -> dict[str, str]:
     return {_cell(d, path, i + 2, "dicom_id"): sp for i, (d, sp) in enumerate(zip(df[cols["dicom_id"]].tolist(), splits))}
 
 
-def _report_path(files: Path, subject: str, study: str) -> Path:
-    return files / f"p{subject[:2]}" / f"p{subject}" / f"s{study}.txt"
+def _report_path(files: Path | str, subject: str, study: str) -> str:
+    return f"{files}/p{subject[:2]}/p{subject}/s{study}.txt"
 
 
-def _read_report(files: Path, subject: str, study: str) -> dict[str, str]:
-    path = _report_path(files, subject, study)
+def _has_reports(files: Path, studies: list[tuple[str, str]]) -> bool:
+    """Whether ``files`` holds the report of one of the first 20 studies."""
+    return any(os.path.isfile(_report_path(files, subject, study)) for subject, study in studies[:20])
+
+
+def _report_reader(where: Path | None):
+    """``read(subject, study)`` -> the raw report text (newlines as ``\\n``) or None, from a
+    ``files/`` folder or from ``mimic-cxr-reports.zip`` read in place; None when ``where`` is."""
+    if where is None:
+        return None
+    if where.suffix.lower() != ".zip":
+        def read(subject: str, study: str) -> str | None:
+            try:
+                with open(_report_path(where, subject, study), encoding="utf-8", errors="replace") as f:
+                    return f.read()
+            except FileNotFoundError:
+                return None
+        return read
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return {}
-    return report_sections(text, f"s{study}")
+        archive = zipfile.ZipFile(where)
+        members = {m.group(1): name for name in archive.namelist() if (m := _ZIP_MEMBER.search(name))}
+    except (OSError, zipfile.BadZipFile) as e:
+        raise DataError(f"cannot be read as a zip archive ({e})", path=where) from None
+
+    def read_zip(subject: str, study: str) -> str | None:
+        name = members.get(f"p{subject[:2]}/p{subject}/s{study}.txt")
+        if name is None:
+            return None
+        text = archive.read(name).decode("utf-8", errors="replace")
+        return text.replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode open reads it
+    return read_zip
 
 
 # --------------------------------------------------------------------------- report sections
