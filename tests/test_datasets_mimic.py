@@ -233,6 +233,14 @@ def test_mimic_reports_found_in_the_physionet_mimic_cxr_project_beside_the_jpg_o
     assert MIMICCXR(jpg).samples()[0].text == REPORT_SECTIONS
 
 
+def test_mimic_reports_found_in_the_gsutil_copy_of_the_mimic_cxr_bucket(tmp_path):
+    """``gsutil cp -r gs://mimic-cxr-jpg-2.1.0.physionet.org gs://mimic-cxr-2.0.0.physionet.org .``"""
+    jpg = write_mimic(tmp_path / "mimic-cxr-jpg-2.1.0.physionet.org", reports=None)
+    write_reports(tmp_path / "mimic-cxr-2.0.0.physionet.org" / "files")
+    for top in (tmp_path, jpg):
+        assert MIMICCXR(top).samples()[0].text == REPORT_SECTIONS
+
+
 def test_mimic_reports_read_from_the_unextracted_physionet_zip(tmp_path):
     """``mimic-cxr-reports.zip`` as downloaded (members ``files/p10/p10000032/s50414267.txt``) is read in
     place, found beside the JPG project or given as reports_root; a text-mode read's newlines."""

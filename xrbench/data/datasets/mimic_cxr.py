@@ -156,13 +156,16 @@ def _report_projects(folder: Path) -> list[Path]:
     ``folder``: PhysioNet serves the reports with MIMIC-CXR, not MIMIC-CXR-JPG, so ``wget -r``
     leaves them in ``physionet.org/files/mimic-cxr/<version>/`` (``mimic-cxr-reports.zip`` unzips
     to ``files/`` there) beside ``physionet.org/files/mimic-cxr-jpg/<version>/``. The JPG's own
-    version comes first, then the others, newest first."""
+    version comes first, then the others, newest first. ``gsutil cp -r`` of the project's bucket
+    (the download the MIMIC-CXR site recommends) leaves ``mimic-cxr-<version>.physionet.org/``
+    instead; those come after, newest first."""
     out: list[Path] = []
     for base in list(folder.parents)[:3]:
         project = base / "mimic-cxr"
         if project.is_dir():
             versions = sorted((p for p in project.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
             out += sorted(versions, key=lambda p: p.name != folder.name)
+        out += sorted((p for p in base.glob("mimic-cxr-[0-9]*.physionet.org") if p.is_dir()), reverse=True)
     return out
 
 
