@@ -252,7 +252,7 @@ def test_mimic_reports_read_from_the_unextracted_physionet_zip(tmp_path):
     project.mkdir(parents=True)
     with zipfile.ZipFile(project / "mimic-cxr-reports.zip", "w") as z:
         z.writestr("files/p10/p10000032/s50414267.txt", REPORT.replace("\n", "\r\n"))
-        z.writestr("files/p10/p10000032/s53189527.txt", NO_HEADERS)
+        z.writestr("mimic-cxr-reports/files/p10/p10000032/s53189527.txt", NO_HEADERS)  # another prefix
     loader = MIMICCXR(tmp_path)
     samples = {s.id: s for s in loader.samples()}
     assert samples[D1].text == REPORT_SECTIONS and samples[D3].text == section_text(NO_HEADERS)

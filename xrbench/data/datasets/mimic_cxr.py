@@ -41,7 +41,7 @@ _SPLITS = {"train": "train", "validate": "val", "test": "test"}
 _REPORT_DIRS = ("mimic-cxr-reports/files", "files")
 #: the reports as PhysioNet serves them, when not unzipped (members ``files/p10/p10000032/s50414267.txt``)
 REPORTS_ZIP = "mimic-cxr-reports.zip"
-_ZIP_MEMBER = re.compile(r"(?:^|/)files/(p\d+/p\d+/s\d+\.txt)$")
+_ZIP_MEMBER = re.compile(r"(?:^|/)(p\d\d/p\d+/s\d+\.txt)$")  # under files/ or any other prefix
 #: the header of the official metadata file
 METADATA_HEADER = ("dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows",
                    "Columns", "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning",
