@@ -14,6 +14,7 @@ import os
 import re
 import textwrap
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,15 +107,15 @@ class MIMICCXR(DatasetLoader):
         texts: dict[str, dict[str, str]] = {}
         samples = []
         self.reports = {"folder": reports, "studies_without_report": 0}
-        read = _report_reader(reports)
-        for dicom, subject, study, view, image in rows:
-            if study not in texts:
-                raw = read(subject, study) if read else None
-                texts[study] = report_sections(raw, f"s{study}") if raw is not None else {}
-                self.reports["studies_without_report"] += not texts[study]
-            samples.append(Sample(id=dicom, image=image, patient=subject, split=splits[dicom],
-                                  labels=dict(labels.get((subject, study), {})), text=dict(texts[study]),
-                                  group=study, meta={"view": view}))
+        with _report_reader(reports) as read:
+            for dicom, subject, study, view, image in rows:
+                if study not in texts:
+                    raw = read(subject, study)
+                    texts[study] = report_sections(raw, f"s{study}") if raw is not None else {}
+                    self.reports["studies_without_report"] += not texts[study]
+                samples.append(Sample(id=dicom, image=image, patient=subject, split=splits[dicom],
+                                      labels=dict(labels.get((subject, study), {})), text=dict(texts[study]),
+                                      group=study, meta={"view": view}))
         return samples
 
     def report_extra(self) -> dict[str, int | list[str]]:
@@ -332,32 +333,36 @@ def _has_reports(files: Path, studies: list[tuple[str, str]]) -> bool:
     return any(os.path.isfile(_report_path(files, subject, study)) for subject, study in studies[:20])
 
 
+@contextmanager
 def _report_reader(where: Path | None):
-    """``read(subject, study)`` -> the raw report text (newlines as ``\\n``) or None, from a
-    ``files/`` folder or from ``mimic-cxr-reports.zip`` read in place; None when ``where`` is."""
+    """A ``read(subject, study)`` -> the raw report text (newlines as ``\\n``) or None, from a
+    ``files/`` folder or from ``mimic-cxr-reports.zip`` read in place (closed on exit); every
+    report is None when ``where`` is."""
     if where is None:
-        return None
-    if where.suffix.lower() != ".zip":
+        yield lambda subject, study: None
+    elif where.suffix.lower() != ".zip":
         def read(subject: str, study: str) -> str | None:
             try:
                 with open(_report_path(where, subject, study), encoding="utf-8", errors="replace") as f:
                     return f.read()
             except FileNotFoundError:
                 return None
-        return read
-    try:
-        archive = zipfile.ZipFile(where)
-        members = {m.group(1): name for name in archive.namelist() if (m := _ZIP_MEMBER.search(name))}
-    except (OSError, zipfile.BadZipFile) as e:
-        raise DataError(f"cannot be read as a zip archive ({e})", path=where) from None
+        yield read
+    else:
+        try:
+            archive = zipfile.ZipFile(where)
+            members = {m.group(1): name for name in archive.namelist() if (m := _ZIP_MEMBER.search(name))}
+        except (OSError, zipfile.BadZipFile) as e:
+            raise DataError(f"cannot be read as a zip archive ({e})", path=where) from None
 
-    def read_zip(subject: str, study: str) -> str | None:
-        name = members.get(f"p{subject[:2]}/p{subject}/s{study}.txt")
-        if name is None:
-            return None
-        text = archive.read(name).decode("utf-8", errors="replace")
-        return text.replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode open reads it
-    return read_zip
+        def read_zip(subject: str, study: str) -> str | None:
+            name = members.get(f"p{subject[:2]}/p{subject}/s{study}.txt")
+            if name is None:
+                return None
+            text = archive.read(name).decode("utf-8", errors="replace")
+            return text.replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode open reads it
+        with archive:
+            yield read_zip
 
 
 # --------------------------------------------------------------------------- report sections
