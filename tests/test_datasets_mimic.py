@@ -204,6 +204,7 @@ def test_mimic_reports_in_a_separate_tree_and_reports_root(tmp_path):
     assert MIMICCXR(other).samples()[0].text == {}
     assert MIMICCXR(other, reports_root=d / "mimic-cxr-reports").samples()[0].text == REPORT_SECTIONS
     assert MIMICCXR(other, reports_root=d / "mimic-cxr-reports/files").samples()[0].text == REPORT_SECTIONS
+    assert MIMICCXR(other, reports_root=d).samples()[0].text == REPORT_SECTIONS  # the folder above mimic-cxr-reports/
     with pytest.raises(DataError, match="reports_root does not exist"):
         MIMICCXR(other, reports_root=tmp_path / "nope").samples()
 

@@ -64,8 +64,8 @@ class MIMICCXR(DatasetLoader):
     study; a study missing from the labels file gets no labels. ``group`` is the study id.
     Policy ``views``: only images whose ``ViewPosition`` is listed are loaded (default the frontal
     ``PA``/``AP``; ``"all"`` keeps every image, blank view included).
-    Reports: from ``reports_root`` (a folder holding ``files/``, ``files/`` itself, or
-    ``mimic-cxr-reports.zip``) or, when not given, the first of ``mimic-cxr-reports/files``,
+    Reports: from ``reports_root`` (a folder holding ``files/`` or ``mimic-cxr-reports/files/``,
+    that ``files/`` itself, or ``mimic-cxr-reports.zip``) or, when not given, the first of ``mimic-cxr-reports/files``,
     ``files`` and an unextracted ``mimic-cxr-reports.zip`` (below the root, the dataset folder, or
     a sibling ``mimic-cxr/<version>`` project folder, as PhysioNet's ``wget -r`` leaves it) that
     holds them; ``text`` maps section name -> whitespace-normalised text and is empty where no
@@ -136,9 +136,10 @@ class MIMICCXR(DatasetLoader):
                 return base
             if not base.is_dir():
                 raise DataError("reports_root does not exist", path=base)
-            if (base / "files").is_dir():
-                return base / "files"
-            return base / REPORTS_ZIP if not _has_reports(base, studies) and (base / REPORTS_ZIP).is_file() else base
+            found = next((c for c in [*(base / d for d in _REPORT_DIRS), base] if _has_reports(c, studies)), None)
+            if found is None and (base / REPORTS_ZIP).is_file():
+                return base / REPORTS_ZIP
+            return found or (base / "files" if (base / "files").is_dir() else base)
         bases = list(dict.fromkeys([self.root, folder, *_report_projects(folder)]))
         for cand in [b / d for b in bases for d in _REPORT_DIRS]:
             if _has_reports(cand, studies):
