@@ -51,8 +51,14 @@ def chexpert(dest: Path, n: int = ROWS, seed: int = 0) -> Path:
     return dest
 
 
+_MIMIC_REPORT = ("                                 FINAL REPORT\n EXAMINATION:  CHEST (PA AND LAT)\n \n"
+                 " INDICATION:  ___ with cough.\n \n FINDINGS: \n \n The lungs are clear.  No pleural effusion or\n"
+                 " pneumothorax.\n \n IMPRESSION: \n \n No acute cardiopulmonary process.\n")
+
+
 def mimic(dest: Path, n: int = ROWS, seed: int = 0) -> Path:
-    """The three MIMIC-CXR-JPG CSVs (``.csv.gz``), ``n`` images, 2 per study."""
+    """The three MIMIC-CXR-JPG CSVs (``.csv.gz``), ``n`` images, 2 per study, and a report per study
+    in ``mimic-cxr-reports/files`` (the loader reads every frontal study's report at load time)."""
     from xrbench.data.datasets.mimic_cxr import CHEXPERT, LABELS, METADATA, METADATA_HEADER, SPLIT
 
     rng = np.random.default_rng(seed)
@@ -67,6 +73,10 @@ def mimic(dest: Path, n: int = ROWS, seed: int = 0) -> Path:
         split.append(f"{dicom},{study},{subject},{('train', 'validate', 'test')[(i // 6) % 3] if i % 50 else 'test'}")
         if i % 2 == 0:
             label.append(f"{subject},{study}," + ",".join(values[i // 2]))
+            report = dest / f"mimic-cxr-reports/files/p{str(subject)[:2]}/p{subject}/s{study}.txt"
+            if i % 6 == 0:
+                report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(_MIMIC_REPORT)
     _write(dest / (METADATA + ".gz"), meta, gz=True)
     _write(dest / (SPLIT + ".gz"), split, gz=True)
     _write(dest / (CHEXPERT + ".gz"), label, gz=True)
