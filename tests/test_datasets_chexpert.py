@@ -139,6 +139,13 @@ def test_stanford_aimi_download_of_the_full_set_in_its_batch_folders(tmp_path):
     from xrbench.data.check import check_dataset
     report = check_dataset("chexpert", top)
     assert [report["splits"][k]["missing"] for k in ("train", "val", "test")] == [[], [], []]
+    for item in list(first.iterdir()):  # batch 1's contents moved up into the download folder
+        item.rename(top / item.name)
+    first.rmdir()
+    samples = {s.id: s for s in CheXpert(top).samples()}
+    assert samples["train/patient00001/study1/view1_frontal.jpg"].image == \
+        top / "CheXpert-v1.0 batch 2 (train 1)/patient00001/study1/view1_frontal.jpg"
+    assert all(s.image.is_file() for s in samples.values()) and len(samples) == 6
 
 
 def test_csv_gz_and_stray_spaces_in_header(tmp_path):

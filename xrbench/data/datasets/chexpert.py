@@ -62,7 +62,8 @@ class CheXpert(DatasetLoader):
     Root: the ``CheXpert-v1.0-small`` (or ``CheXpert-v1.0``) folder or the folder containing it,
     or Stanford AIMI's download of the full set (``chexpertchestxrays-u20210408``) as its four zips
     unzip: the CSVs and ``valid/`` in ``CheXpert-v1.0 batch 1 (validate & csv)``, the train
-    patients spread over ``CheXpert-v1.0 batch {2,3,4} (train {1,2,3})`` without a ``train/`` level.
+    patients spread over ``CheXpert-v1.0 batch {2,3,4} (train {1,2,3})`` without a ``train/`` level
+    (beside batch 1, or inside the folder holding the CSVs when batch 1's contents were moved up).
     Splits: the official ``valid`` set (radiologist-labelled) is our ``test``; ``val`` is carved
     from the official ``train`` set with a seeded, patient-disjoint ``patient_split(val=0.1)``.
     Every image is kept, laterals included (``meta['frontal']`` lets a task keep frontals only;
@@ -179,15 +180,17 @@ _AIMI_TRAIN_BATCH = re.compile(r"CheXpert-v1\.0 batch \d+ \(train \d+\)$")
 
 def _train_batches(folder: Path) -> dict[str, Path]:
     """Train patient folder -> the AIMI batch folder holding it (``CheXpert-v1.0 batch 2 (train 1)``
-    ...), when ``folder`` has no ``train/`` and such batch folders sit beside it; else empty.
-    One directory listing per batch folder."""
+    ...), when ``folder`` has no ``train/`` and such batch folders sit beside it (as unzipped) or
+    in it (batch 1's contents moved up); else empty. One directory listing per batch folder."""
     if (folder / "train").is_dir():
         return {}
     out: dict[str, Path] = {}
-    try:
-        batches = sorted(p for p in folder.parent.iterdir() if p.is_dir() and _AIMI_TRAIN_BATCH.match(p.name))
-    except OSError:
-        return {}
+    batches = []
+    for base in (folder, folder.parent):
+        try:
+            batches += sorted(p for p in base.iterdir() if p.is_dir() and _AIMI_TRAIN_BATCH.match(p.name))
+        except OSError:
+            continue
     for batch in batches:
         with os.scandir(batch) as it:
             for e in it:
