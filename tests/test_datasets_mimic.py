@@ -185,6 +185,19 @@ def test_mimic_views_option(tmp_path):
         MIMICCXR(d, views=3).samples()
 
 
+def test_mimic_negbio_labels_option(tmp_path):
+    d = write_mimic(tmp_path, reports=None)
+    negbio = [CHEX[0].replace(",1.0,", ",0.0,"), CHEX[1]]
+    write_csv(d / "mimic-cxr-2.0.0-negbio.csv", CHEX_HEAD, negbio, gz=True)
+    assert same_labels(MIMICCXR(d).samples()[0].labels, lab(No_Finding=1.0))  # chexpert by default
+    assert same_labels(MIMICCXR(d, labels="negbio").samples()[0].labels, lab(No_Finding=0.0))
+    with pytest.raises(ConfigError, match="labels"):
+        MIMICCXR(d, labels="chexbert")
+    (d / "mimic-cxr-2.0.0-negbio.csv.gz").unlink()
+    with pytest.raises(DataError, match="none of the expected files exist: mimic-cxr-2.0.0-negbio.csv"):
+        MIMICCXR(d, labels="negbio").samples()
+
+
 def test_mimic_csv_gz_and_stray_spaces(tmp_path):
     spaced = dict(meta=META, chex=CHEX, split=SPLIT)
     d = write_mimic(tmp_path / "gz", gz=True, **spaced)

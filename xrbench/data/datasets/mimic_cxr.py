@@ -37,6 +37,8 @@ LABELS = (
 )
 METADATA = "mimic-cxr-2.0.0-metadata.csv"
 CHEXPERT = "mimic-cxr-2.0.0-chexpert.csv"
+#: the same 14 labels by the NegBio labeller (option ``labels="negbio"``), same columns
+NEGBIO = "mimic-cxr-2.0.0-negbio.csv"
 SPLIT = "mimic-cxr-2.0.0-split.csv"
 _SPLITS = {"train": "train", "validate": "val", "test": "test"}
 _REPORT_DIRS = ("mimic-cxr-reports/files", "files")
@@ -62,14 +64,16 @@ class MIMICCXR(DatasetLoader):
     or its parent. Splits: the official ``split`` column (``validate`` -> ``val``).
     Labels: the per-study CheXpert labels, raw (1 / 0 / -1 uncertain / NaN), on every image of the
     study; a study missing from the labels file gets no labels. ``group`` is the study id.
-    Policy ``views``: only images whose ``ViewPosition`` is listed are loaded (default the frontal
-    ``PA``/``AP``; ``"all"`` keeps every image, blank view included).
+    Option ``labels``: ``chexpert`` (default, ``-chexpert.csv``) or ``negbio`` (``-negbio.csv``,
+    the release's other labeller). Policy ``views``: only images whose ``ViewPosition`` is listed
+    are loaded (default the frontal ``PA``/``AP``; ``"all"`` keeps every image, blank view included).
     Reports: from ``reports_root`` (a folder holding ``files/`` or ``mimic-cxr-reports/files/``,
-    that ``files/`` itself, or ``mimic-cxr-reports.zip``) or, when not given, the first of ``mimic-cxr-reports/files``,
-    ``files`` and an unextracted ``mimic-cxr-reports.zip`` (below the root, the dataset folder, or
-    a sibling ``mimic-cxr/<version>`` project folder, as PhysioNet's ``wget -r`` leaves it) that
-    holds them; ``text`` maps section name -> whitespace-normalised text and is empty where no
-    report exists.
+    that ``files/`` itself, or ``mimic-cxr-reports.zip``) or, when not given, the first of
+    ``mimic-cxr-reports/files``, ``files`` and an unextracted ``mimic-cxr-reports.zip`` (below the
+    root, the dataset folder, or a sibling ``mimic-cxr/<version>`` project folder, as PhysioNet's
+    ``wget -r`` leaves it, or ``mimic-cxr-<version>.physionet.org`` from ``gsutil``) that holds
+    them; ``text`` maps section name -> whitespace-normalised text and is empty where no report
+    exists.
     """
 
     name = "mimic-cxr"
@@ -78,13 +82,14 @@ class MIMICCXR(DatasetLoader):
     source = "https://physionet.org/content/mimic-cxr-jpg/"
     licence = "PhysioNet Credentialed Health Data License 1.5.0 (credentialed access, DUA)"
     label_names = LABELS
-    options_spec = {"views": (("PA", "AP"), None), "reports_root": (None, None)}
+    options_spec = {"views": (("PA", "AP"), None), "reports_root": (None, None),
+                    "labels": ("chexpert", ("chexpert", "negbio"))}
     demo_size = 160
 
     def load(self) -> list[Sample]:
         views = _views(self.options["views"])
         folder = locate_root(self.root, METADATA, METADATA + ".gz")
-        labels = _read_labels(find_file(folder, CHEXPERT))
+        labels = _read_labels(find_file(folder, NEGBIO if self.options["labels"] == "negbio" else CHEXPERT))
         splits = _read_split(find_file(folder, SPLIT))
         path = find_file(folder, METADATA)
         df = read_table(path)
