@@ -32,12 +32,12 @@ def test_hand_fixture_samples(tmp_path):
     root = _tree(tmp_path / "knee")
     samples = KneeOA(root).samples()
     assert [(s.id, s.split, s.target, s.patient) for s in samples] == [
-        ("train/0/9001695L.png", "train", 0, "9001695L"),
-        ("train/0/9002116R.png", "train", 0, "9002116R"),
-        ("train/2/9003175L.png", "train", 2, "9003175L"),
-        ("val/1/9004184R.png", "val", 1, "9004184R"),
-        ("test/0/9001695R.png", "test", 0, "9001695R"),
-        ("test/3/9005132L.png", "test", 3, "9005132L"),
+        ("train/0/9001695L.png", "train", 0, "9001695"),
+        ("train/0/9002116R.png", "train", 0, "9002116"),
+        ("train/2/9003175L.png", "train", 2, "9003175"),
+        ("val/1/9004184R.png", "val", 1, "9004184"),
+        ("test/0/9001695R.png", "test", 0, "9001695"),
+        ("test/3/9005132L.png", "test", 3, "9005132"),
     ]  # auto_test ignored, empty grade 4 fine, notes.txt / .DS_Store / hidden folder ignored
     assert samples[0].image == root / "train" / "0" / "9001695L.png"
     assert samples[2].meta == {"kl_grade": 2, "body_part": "knee", "view": "AP"} and samples[2].labels == {}
@@ -87,3 +87,35 @@ def test_demo_round_trip(tmp_path):
     assert test_files == sorted(p.relative_to(root / "auto_test") for p in (root / "auto_test").rglob("*.png"))
     for s in samples:
         assert s.target == int(s.image.parent.name) and image_size(s.image) == (224, 224)
+
+
+def test_a_persons_two_knees_are_one_patient_and_a_carved_val_keeps_them_together(tmp_path):
+    root = tmp_path / "knee"
+    for i in range(40):
+        for side in "LR":
+            (root / "train" / str(i % 5)).mkdir(parents=True, exist_ok=True)
+            write_raster(root / "train" / str(i % 5) / f"{9000000 + i}{side}.png", np.zeros((4, 4)))
+    (root / "test" / "0").mkdir(parents=True)
+    write_raster(root / "test" / "0" / "knee_a.png", np.zeros((4, 4)))
+    samples = KneeOA(root, seed=0).samples()
+    split_of: dict[str, set[str]] = {}
+    for s in samples:
+        split_of.setdefault(s.patient, set()).add(s.split)
+    assert len(split_of) == 41 and samples[-1].patient == "knee_a"  # 40 persons, and a name of another form
+    assert all(len(v) == 1 for v in split_of.values())  # both knees in train, or both in val
+    assert {"train", "val"} <= {s.split for s in samples}
+
+
+def test_data_check_lists_persons_in_two_official_splits_instead_of_failing(tmp_path):
+    from xrbench.data.check import check_dataset
+
+    root = tmp_path / "knee"
+    files = {"train/0/9001695L.png": 0.1, "train/1/9002116R.png": 0.2, "val/0/9003175L.png": 0.3,
+             "test/2/9001695R.png": 0.4, "test/0/9004184L.png": 0.5}
+    for rel, value in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_raster(root / rel, np.full((8, 8), value))
+    report = check_dataset("knee-oa", root)
+    assert report["ok"], report["errors"]
+    assert report["extra"]["patients_in_two_official_splits"] == ["9001695"]  # 9001695L train, R test
+    assert report["splits"]["train"]["patients"] == 2 and report["splits"]["test"]["patients"] == 2

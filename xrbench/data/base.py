@@ -41,6 +41,9 @@ class DatasetLoader(ABC):
     options_spec: ClassVar[dict[str, tuple[Any, tuple | None]]] = {}
     #: images the demo writes by default (kept small: ``make run`` has to fit 10 minutes on 2 cores)
     demo_size: ClassVar[int] = 200
+    #: True when the official splits are known to share patients and are used as published (a
+    #: user cannot mend them): ``xrbench data check`` lists such patients instead of failing
+    official_splits_share_patients: ClassVar[bool] = False
 
     def __init__(self, root: str | Path, *, seed: int = 0, allow_symlinks: bool = False, **options: Any):
         self.root = Path(root).expanduser()

@@ -75,9 +75,15 @@ def check_dataset(name: str, root: Path | None = None, *, deep: bool = False,
         if summary["unreadable"]:
             shown = [f"{u['id']} ({u['error']})" for u in summary["unreadable"]]
             errors.append(f"{split}: {len(shown)} file(s) unreadable: {_some(shown)}")
-    errors += _label_errors(samples, names) + _target_errors(samples) + _patient_overlap(samples)
+    errors += _label_errors(samples, names) + _target_errors(samples)
+    shared = _patients_in_two_splits(samples)
+    if not loader.official_splits_share_patients:
+        errors += [f"patients in both {a} and {b}: {_some(ids)} ({len(ids)} patient(s))"
+                   for (a, b), ids in shared.items()]
     errors += loader.audit_images(samples)  # symlinks out of the root, one file twice, content in two splits
     report["extra"] = extra = _extra(loader)
+    if loader.official_splits_share_patients and shared:
+        extra["patients_in_two_official_splits"] = sorted({p for ids in shared.values() for p in ids})
     if extra.get("missing"):
         listed = extra["missing"]
         count = listed if isinstance(listed, int) else len(listed)
@@ -216,15 +222,12 @@ def _target_errors(samples: list[Sample]) -> list[str]:
     return [f"target is not a finite number on {len(bad)} sample(s): {_some(bad)}"] if bad else []
 
 
-def _patient_overlap(samples: list[Sample]) -> list[str]:
-    """Splits must be patient-disjoint: one error per pair of splits that share patients."""
+def _patients_in_two_splits(samples: list[Sample]) -> dict[tuple[str, str], list[str]]:
+    """(split a, split b) -> the patients both hold. Splits must be patient-disjoint, so each pair
+    is an error, unless the loader declares its official splits share patients (then listed)."""
     by_split = {sp: {s.patient for s in samples if s.split == sp} for sp in SPLITS}
-    out = []
-    for a, b in combinations(SPLITS, 2):
-        shared = sorted(by_split[a] & by_split[b])
-        if shared:
-            out.append(f"patients in both {a} and {b}: {_some(shared)} ({len(shared)} patient(s))")
-    return out
+    pairs = ((a, b, sorted(by_split[a] & by_split[b])) for a, b in combinations(SPLITS, 2))
+    return {(a, b): shared for a, b, shared in pairs if shared}
 
 
 def _extra(loader: DatasetLoader) -> dict[str, int | list[str]]:

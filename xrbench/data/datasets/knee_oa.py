@@ -9,12 +9,16 @@ and is ignored; an empty grade folder is fine; non-image files are ignored; any 
 folder inside a split is an error (it would otherwise be dropped silently). Should a mirror lack
 ``val``, it is carved from train (seeded ``patient_split``).
 
-The release carries no patient ids, so ``patient`` is the file stem. Leakage risk: the same knee
-(or the other knee of the same person) may appear in more than one split of the public release;
-that is the dataset's official split and it is used as is.
+File names are the OAI subject id and the side (``9001695L.png``, ``9001695R.png``), so ``patient``
+is the subject id: a person's two knees are one bootstrap unit, and a carved ``val`` keeps them
+together. A name of another form is its own patient (its stem). Nothing in the public release
+says its split keeps a person's two knees together; where it does not, that is the dataset's
+split and it is used as is (``xrbench data check`` lists those persons as ``patients_in_two_official_splits``
+instead of failing).
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -30,6 +34,8 @@ from xrbench.registry import DATASETS
 
 GRADES = ("0", "1", "2", "3", "4")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: an OAI knee image name: the 7-digit subject id, then the side
+_OAI_KNEE = re.compile(r"(\d{7})[LR]", re.IGNORECASE)
 #: share of images per grade in the demo (the real data is skewed towards 0-2 as well)
 DEMO_GRADE_P = (0.3, 0.2, 0.2, 0.18, 0.12)
 
@@ -45,6 +51,7 @@ class KneeOA(DatasetLoader):
     licence = "Kaggle mirror of Chen 2018 (Mendeley Data, reportedly CC BY 4.0); OAI data use terms apply"
     label_names = ()
     demo_size = 180
+    official_splits_share_patients = True
 
     def load(self) -> list[Sample]:
         if not self.root.is_dir():
@@ -75,7 +82,7 @@ class KneeOA(DatasetLoader):
             grade = int(sub.name)
             for f in sorted(sub.iterdir()):
                 if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not f.name.startswith("."):
-                    out.append(Sample(id=f"{split}/{sub.name}/{f.name}", image=f, patient=f.stem, split=split,
+                    out.append(Sample(id=f"{split}/{sub.name}/{f.name}", image=f, patient=_patient(f.stem), split=split,
                                       target=grade, meta={"kl_grade": grade, "body_part": "knee",
                                                           "view": "AP"}))
         return out
@@ -99,3 +106,9 @@ class KneeOA(DatasetLoader):
             write_raster(path, case.image)
             if split == "test":
                 shutil.copyfile(path, dest / "auto_test" / str(grade) / path.name)
+
+
+def _patient(stem: str) -> str:
+    """The OAI subject id of ``9001695L``, else the stem itself."""
+    m = _OAI_KNEE.fullmatch(stem)
+    return m.group(1) if m else stem
