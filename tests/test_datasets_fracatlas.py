@@ -105,8 +105,8 @@ def test_truncated_jpeg_is_left_out_and_listed_so_runs_do_not_stop_on_it(tmp_pat
     assert "IMG0004028" not in {s.id for s in ds.samples()} and ds.report_extra()["truncated_jpegs"] == ["IMG0004028"]
     for s in ds.samples():
         read_image(s.image)  # every sample decodes
-    # a complete JPEG with padding after its end marker is kept
-    truncated.write_bytes((folder / "images" / "Fractured" / "IMG0000000.jpg").read_bytes() + b"\0" * 300 + b"pad\r\n")
+    # a complete JPEG with zero padding after its end marker is kept
+    truncated.write_bytes((folder / "images" / "Fractured" / "IMG0000000.jpg").read_bytes() + b"\0" * 300)
     ds = FracAtlas(tmp_path)
     assert "IMG0004028" in {s.id for s in ds.samples()} and ds.report_extra() == {"truncated_jpegs": []}
     assert read_image(truncated).shape == (16, 20)

@@ -244,9 +244,8 @@ def _read_coco(path: Path, known: set[str]) -> dict[str, tuple[list[Box], MaskRe
 
 def _cut_short(path: Path) -> bool:
     """Whether ``path`` is a JPEG (starts with ``FF D8``) whose data stops before the end-of-image
-    marker ``FF D9``: no marker in its last 4 KiB (bytes after the marker, such as padding, are
-    allowed; entropy-coded data never holds ``FF D9``). Absent, empty and non-JPEG files give
-    False: ``xrbench data check`` reports those itself."""
+    marker ``FF D9`` (trailing zero padding allowed). Absent, empty and non-JPEG files give False:
+    ``xrbench data check`` reports those itself."""
     try:
         with open(path, "rb") as f:
             if f.read(2) != b"\xff\xd8":
@@ -256,7 +255,7 @@ def _cut_short(path: Path) -> bool:
             tail = f.read()
     except OSError:
         return False
-    return b"\xff\xd9" not in tail
+    return not tail.rstrip(b"\x00").endswith(b"\xff\xd9")
 
 
 def _is_id(value: Any) -> bool:
