@@ -63,23 +63,24 @@ def write_fixture(root: Path, *, rows=ROWS, coco=COCO, splits=None) -> Path:
 
 def test_seeded_split_loads_every_image_with_exact_labels_boxes_and_masks(tmp_path):
     folder = write_fixture(tmp_path)
-    ds = FracAtlas(tmp_path, seed=7)
-    samples = ds.samples()
-    split = patient_split(["IMG0000000", "IMG0000001", "IMG0000002"], seed=7, val=0.1, test=0.2, salt="fracatlas")
+    samples = FracAtlas(tmp_path, seed=7).samples()
+    split = patient_split(["IMG0000000", "IMG0000001", "IMG0000002", "IMG0004028"], seed=7, val=0.1, test=0.2,
+                          salt="fracatlas")
     assert [(s.id, s.patient, s.split, s.target, s.labels) for s in samples] == [
         ("IMG0000000", "IMG0000000", split["IMG0000000"], 1, {"fractured": 1.0, "hardware": 0.0}),
         ("IMG0000001", "IMG0000001", split["IMG0000001"], 0, {"fractured": 0.0, "hardware": 1.0}),
         ("IMG0000002", "IMG0000002", split["IMG0000002"], 1, {"fractured": 1.0, "hardware": 0.0}),
-    ]  # IMG0004028 is a truncated JPEG: left out (see the test below)
+        ("IMG0004028", "IMG0004028", split["IMG0004028"], 0, {"fractured": 0.0, "hardware": 0.0}),
+    ]
     # the CSV label picks the folder: IMG0000001 is in both, and is read from Non_fractured
     assert [s.image for s in samples] == [folder / "images/Fractured/IMG0000000.jpg",
                                           folder / "images/Non_fractured/IMG0000001.jpg",
-                                          folder / "images/Fractured/IMG0000002.jpg"]
-    assert ds.report_extra() == {"truncated_jpegs": ["IMG0004028"]}
-    a, b, c = samples
+                                          folder / "images/Fractured/IMG0000002.jpg",
+                                          folder / "images/Non_fractured/IMG0004028.jpg"]
+    a, b, c, d = samples
     assert a.boxes == [Box(2.0, 3.0, 7.0, 6.0, "fractured")]
     assert c.boxes == [Box(1.5, 2.25, 5.5, 4.25, "fractured"), Box(10.0, 10.0, 13.0, 14.0, "fractured")]
-    assert b.boxes == [] and b.mask is None
+    assert b.boxes == d.boxes == [] and b.mask is None and d.mask is None
     assert a.mask == MaskRef("polygons", ((2.0, 3.0, 7.0, 3.0, 7.0, 6.0, 2.0, 6.0),), 10, 12)
     expected = np.zeros((10, 12), bool)
     expected[3:6, 2:7] = True  # pixel (i, j) covers [j, j+1) x [i, i+1)
@@ -92,33 +93,14 @@ def test_seeded_split_loads_every_image_with_exact_labels_boxes_and_masks(tmp_pa
                       "hardware": 0, "fracture_count": 1}
     assert c.meta == {"body_part": "mixed", "regions": ["leg", "hip"], "views": ["frontal", "lateral"], "mixed": 1,
                       "multiscan": 1, "hardware": 0, "fracture_count": 2}
+    assert d.meta["body_part"] == "shoulder"
 
 
-def test_truncated_jpeg_is_left_out_and_listed_so_runs_do_not_stop_on_it(tmp_path):
-    # before: IMG0004028 was a sample, and decoding it (a run, data check --deep) failed with
-    # 'cannot be decoded'; the real release has 59 such files
-    folder = write_fixture(tmp_path)
-    truncated = folder / "images" / "Non_fractured" / "IMG0004028.jpg"
-    with pytest.raises(DataError, match="IMG0004028.jpg: cannot be decoded"):
-        read_image(truncated)
-    ds = FracAtlas(tmp_path)
-    assert "IMG0004028" not in {s.id for s in ds.samples()} and ds.report_extra()["truncated_jpegs"] == ["IMG0004028"]
-    for s in ds.samples():
-        read_image(s.image)  # every sample decodes
-    # a complete JPEG with zero padding after its end marker is kept
-    truncated.write_bytes((folder / "images" / "Fractured" / "IMG0000000.jpg").read_bytes() + b"\0" * 300)
-    ds = FracAtlas(tmp_path)
-    assert "IMG0004028" in {s.id for s in ds.samples()} and ds.report_extra() == {"truncated_jpegs": []}
-    assert read_image(truncated).shape == (16, 20)
-
-
-def test_data_check_of_the_fixture_passes_and_lists_the_truncated_jpeg(tmp_path):
-    from xrbench.data.check import check_dataset
-
+def test_truncated_jpeg_loads_but_is_reported_unreadable(tmp_path):
     write_fixture(tmp_path)
-    report = check_dataset("fracatlas", tmp_path, deep=True)
-    assert report["extra"]["truncated_jpegs"] == ["IMG0004028"]
-    assert not any("IMG0004028" in e for e in report["errors"]), report["errors"]  # was: unreadable
+    truncated = next(s for s in FracAtlas(tmp_path).samples() if s.id == "IMG0004028")
+    with pytest.raises(DataError, match="IMG0004028.jpg: cannot be decoded"):
+        read_image(truncated.image)
 
 
 def test_official_fractured_split_keeps_only_the_listed_images(tmp_path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -42,11 +41,8 @@ class FracAtlas(DatasetLoader):
 
     - Image path: ``images/Fractured/<id>`` when the CSV says fractured, else
       ``images/Non_fractured/<id>``. Some real files sit in both folders; the CSV label decides, so
-      the copy in the other folder is ignored.
-    - Policy: a JPEG cut short (no end-of-image marker ``FF D9`` at its end; 59 non-fractured images
-      of the real release, IMG0004028-IMG0004347) cannot be decoded, and one such image would stop
-      every run, so it is left out; ``xrbench data check`` lists them (``truncated_jpegs``,
-      :meth:`report_extra`). This reads the last bytes of each image once per load, no decoding.
+      the copy in the other folder is ignored (no image is stat-ed). Truncated JPEGs in the real
+      data do not stop loading; ``xrbench data check`` reports them as unreadable.
     - Boxes and masks come from the COCO JSON (bbox xywh -> xyxy, label = category name, no box is
       dropped); ``mask`` is ``MaskRef("polygons")`` with every polygon of the image (OR-ed) for
       images listed in the COCO ``images``, and ``None`` for the others (non-fractured images,
@@ -66,8 +62,6 @@ class FracAtlas(DatasetLoader):
     label_names = ("fractured", "hardware")
     options_spec = {"split": ("seeded", ("seeded", "official-fractured"))}
     demo_size = 160
-    #: filled by :meth:`load`: ids of the images left out because their JPEG is cut short
-    truncated: tuple[str, ...] = ()
 
     def load(self) -> list[Sample]:
         folder = locate_root(self.root, "images/Fractured")
@@ -79,27 +73,19 @@ class FracAtlas(DatasetLoader):
             stems = [PurePosixPath(i).stem for i in rows]
             by_stem = patient_split(stems, seed=self.seed, val=0.1, test=0.2, salt=self.name)
             splits = {i: by_stem[PurePosixPath(i).stem] for i in rows}
-        samples, truncated = [], []
+        samples = []
         for image_id, flags in rows.items():
             if image_id not in splits:
                 continue  # official-fractured: only the listed images (see the class docstring)
             sub = "Fractured" if flags["fractured"] else "Non_fractured"
             boxes, mask = coco.get(image_id, ([], None))
             stem = PurePosixPath(image_id).stem
-            image = safe_join(folder, f"images/{sub}/{image_id}")
-            if _cut_short(image):
-                truncated.append(stem)
-                continue
             samples.append(Sample(
-                id=stem, image=image, patient=stem,
+                id=stem, image=safe_join(folder, f"images/{sub}/{image_id}"), patient=stem,
                 split=splits[image_id], target=flags["fractured"], boxes=boxes, mask=mask,
                 labels={"fractured": float(flags["fractured"]), "hardware": float(flags["hardware"])},
                 meta=_meta(flags)))
-        self.truncated = tuple(truncated)
         return samples
-
-    def report_extra(self) -> dict[str, int | list[str]]:
-        return {"truncated_jpegs": list(self.truncated)}
 
     @classmethod
     def write_demo(cls, dest: Path, *, n: int, seed: int) -> None:
@@ -240,22 +226,6 @@ def _read_coco(path: Path, known: set[str]) -> dict[str, tuple[list[Box], MaskRe
                                 path=path, field=f"{where}.segmentation[{j}]")
             polys[name].append(tuple(flat))
     return {name: (boxes[name], MaskRef("polygons", tuple(polys[name]), h, w)) for name, h, w in by_id.values()}
-
-
-def _cut_short(path: Path) -> bool:
-    """Whether ``path`` is a JPEG (starts with ``FF D8``) whose data stops before the end-of-image
-    marker ``FF D9`` (trailing zero padding allowed). Absent, empty and non-JPEG files give False:
-    ``xrbench data check`` reports those itself."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(2) != b"\xff\xd8":
-                return False
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(2, size - 4096))
-            tail = f.read()
-    except OSError:
-        return False
-    return not tail.rstrip(b"\x00").endswith(b"\xff\xd9")
 
 
 def _is_id(value: Any) -> bool:
