@@ -31,8 +31,8 @@ TOY_ROWS = [
     "images/e.png,p4,test,,0,,,",
 ]
 TOP_KEYS = ["dataset", "root", "ok", "manifest_hash", "errors", "splits", "extra"]
-SPLIT_KEYS = ["samples", "patients", "missing", "unreadable", "boxes", "phrases", "masks", "reports",
-              "landmarks", "labels", "targets"]
+SPLIT_KEYS = ["samples", "patients", "missing", "unreadable", "truncated", "boxes", "phrases", "masks",
+              "reports", "landmarks", "labels", "targets"]
 
 
 @DATASETS.register("toy-check", overwrite=True)
@@ -98,7 +98,7 @@ def toy(tmp_path) -> Path:
 
 def _split(samples, patients, boxes, masks, reports, finding, targets) -> dict:
     pos, neg, unk, unc = finding
-    return {"samples": samples, "patients": patients, "missing": [], "unreadable": [], "boxes": boxes,
+    return {"samples": samples, "patients": patients, "missing": [], "unreadable": [], "truncated": [], "boxes": boxes,
             "phrases": 0, "masks": masks, "reports": reports, "landmarks": 0,
             "labels": {"finding": {"positive": pos, "negative": neg, "unknown": unk, "uncertain": unc}},
             "targets": {"counts": targets}}
@@ -134,7 +134,7 @@ def test_human_output_is_a_table(toy, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "OK"
     train = next(line for line in out if line.startswith("train "))
-    assert train.split() == ["train", "3", "2", "0", "0", "1", "0", "2", "1", "0"]
+    assert train.split() == ["train", "3", "2", "0", "0", "0", "1", "0", "2", "1", "0"]
     assert next(line for line in out if line.startswith("finding")).split() == \
         ["finding", "1/1/1(1)", "1/0/0(0)", "0/0/1(0)"]
     assert "unlabelled: 1 (stray.png)" in out
@@ -166,14 +166,15 @@ def test_path_escaping_the_root_fails(toy, capsys):
 
 def test_corrupt_image_passes_header_check_and_fails_deep(toy, capsys):
     data = (toy / "images" / "d.png").read_bytes()
-    (toy / "images" / "d.png").write_bytes(data[: len(data) // 2])  # header intact, pixels cut
+    (toy / "images" / "d.png").write_bytes(data[: len(data) // 2])  # header intact, pixels cut before any row
     assert run_check(capsys, "--dataset", "toy-check", "--root", str(toy))[0] == 0
     code, report = run_check(capsys, "--dataset", "toy-check", "--root", str(toy), "--deep")
     assert code == 2
     [entry] = report["splits"]["val"]["unreadable"]
     assert entry["id"] == "d" and entry["path"] == "images/d.png"
-    assert entry["error"].startswith("cannot be decoded as an image")
+    assert entry["error"] == "is truncated and decodes to a blank image (nothing of the image is left)"
     assert report["errors"] == [f"val: 1 file(s) unreadable: d ({entry['error']})"]
+    assert report["splits"]["val"]["truncated"] == []
 
 
 def test_not_an_image_fails_without_deep(toy, capsys):
@@ -280,16 +281,36 @@ def test_chexpert_renamed_column_and_escaping_path_fail(chexpert, capsys):
 
 
 def test_chexpert_missing_and_truncated_images(chexpert, capsys):
+    """A truncated JPEG is listed as truncated (a run decodes it partially and warns), not as an
+    unreadable file; a missing image and a non-image file stay errors (exit 2)."""
     folder = chexpert / "CheXpert-v1.0-small"
     (folder / "train/patient00003/study1/view1_frontal.jpg").unlink()
     jpg = folder / "valid/patient64541/study1/view1_frontal.jpg"
-    jpg.write_bytes(jpg.read_bytes()[:-60])
+    write_raster(jpg, np.random.default_rng(0).random((240, 200)))
+    jpg.write_bytes(jpg.read_bytes()[:-3000])  # cut in its pixel data
+    (folder / "train/patient00004/study1/view1_frontal.jpg").write_bytes(b"<html>Not Found</html>")
+    head = folder / "train/patient00005/study1/view1_frontal.jpg"  # 371 bytes: cut in its tables
+    head.write_bytes(head.read_bytes()[:-60])
     code, report = run_check(capsys, "--dataset", "chexpert", "--root", str(chexpert), "--deep")
     assert code == 2
     missing = report["splits"]["train"]["missing"] + report["splits"]["val"]["missing"]
     assert missing == ["CheXpert-v1.0-small/train/patient00003/study1/view1_frontal.jpg"]
-    [bad] = report["splits"]["test"]["unreadable"]
-    assert bad["path"] == "CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg"
+    assert report["splits"]["test"]["truncated"] == [
+        {"id": report["splits"]["test"]["truncated"][0]["id"],
+         "path": "CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg"}]
+    assert report["splits"]["test"]["unreadable"] == []
+    bad = report["splits"]["train"]["unreadable"] + report["splits"]["val"]["unreadable"]
+    assert sorted((u["path"].split("/")[2], u["error"].split(":")[0]) for u in bad) == [
+        ("patient00004", "cannot be decoded as an image (UnidentifiedImageError"),
+        ("patient00005", "cannot be decoded as an image (OSError")]
+    assert not any("patient64541" in e for e in report["errors"])
+    # without --deep only headers are read: the truncated file is not found, and is no error either
+    code, report = run_check(capsys, "--dataset", "chexpert", "--root", str(chexpert))
+    assert all(s["truncated"] == [] for s in report["splits"].values())
+    # the table lists it under its split
+    assert main(["data", "check", "--dataset", "chexpert", "--root", str(chexpert), "--deep"]) == 2
+    out = capsys.readouterr().out
+    assert "truncated test: 1 image file(s) end early" in out and "truncated_images" in out
 
 
 def test_siim_malformed_rle_fails_naming_row(tmp_path, capsys):

@@ -305,15 +305,71 @@ def test_exif_orientation_is_not_applied(tmp_path):
     assert img[:, :8].mean() > 0.9 and img[:, 12:].mean() < 0.1
 
 
-@pytest.mark.parametrize("name,kw", [("t.jpg", {"quality": 90}), ("p.jpg", {"quality": 90, "progressive": True}),
-                                     ("t.png", {}), ("t.bmp", {})])
-def test_truncated_raster_names_the_file(tmp_path, name, kw):
-    from PIL import Image
-
+def _smooth(h: int, w: int) -> np.ndarray:
+    """A radiograph-like 8-bit image: a gradient with fine texture (not flat anywhere)."""
     rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.clip(40 + 150 * yy / h + 40 * xx / w + rng.normal(0, 6, (h, w)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name,kw", [("t.jpg", {"quality": 90}), ("t.png", {}), ("p.jpg", {"quality": 90, "progressive": True}),
+                                     ("t.bmp", {})])
+def test_truncated_raster_decodes_as_far_as_its_data_goes(tmp_path, name, kw):
+    """FracAtlas ships 59 truncated JPEGs: a file whose data ends early is decoded as far as the
+    data goes (OpenCV's imread, Pillow's LOAD_TRUNCATED_IMAGES), and said to be, never silently."""
+    from PIL import Image, ImageFile
+
+    from xrbench.data.images import read_image_partial
+
     full = tmp_path / f"full_{name}"
-    Image.fromarray((rng.random((300, 200)) * 255).astype(np.uint8)).save(full, **kw)
+    Image.fromarray(_smooth(300, 200)).save(full, **kw)
     raw = full.read_bytes()
     (tmp_path / name).write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(DataError, match=rf"{name}: cannot be decoded as an image"):
-        read_image(tmp_path / name)
+    whole, flagged = read_image_partial(full)
+    cut, truncated = read_image_partial(tmp_path / name)
+    assert (flagged, truncated) == (False, True) and cut.shape == whole.shape == (300, 200)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # set for the retry only
+    if name == "p.jpg":  # every scan covers the whole image: the first scans give a coarse copy of it
+        assert np.abs(cut - whole).mean() < 0.05
+    else:  # the rows stored first (BMP stores the bottom row first) equal the full decode's
+        stored_first = slice(0, 100) if name != "t.bmp" else slice(200, 300)
+        np.testing.assert_array_equal(cut[stored_first], whole[stored_first])
+        assert np.abs(cut - whole).max() > 0.1  # and the rest is the decoder's fill, not the image
+    np.testing.assert_array_equal(read_image(tmp_path / name), cut)
+
+
+@pytest.mark.parametrize("policy", ["fast", "exact"])
+def test_truncated_jpeg_reaches_the_encoder_partially_decoded_in_both_policies(tmp_path, policy):
+    from PIL import Image
+
+    from xrbench.features.pixels import decode
+
+    Image.fromarray(_smooth(1200, 900)).save(tmp_path / "full.jpg", quality=90)  # fast: libjpeg draft at 1/4
+    raw = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(raw[: len(raw) // 2])
+    whole, geo, flagged = decode(tmp_path / "full.jpg", 64, policy)
+    cut, geo_cut, truncated = decode(tmp_path / "cut.jpg", 64, policy)
+    assert (flagged, truncated) == (False, True) and geo_cut == geo  # geometry of the whole file
+    np.testing.assert_array_equal(cut[:20], whole[:20])  # the top third of the input: decoded rows
+    assert np.abs(cut[-10:].astype(np.int64) - whole[-10:]).max() > 1000
+
+
+@pytest.mark.parametrize("policy", ["fast", "exact"])
+def test_garbage_and_cut_headers_stay_data_errors_naming_the_file(tmp_path, policy):
+    from PIL import Image
+
+    from xrbench.features.pixels import decode
+
+    Image.fromarray(_smooth(1200, 900)).save(tmp_path / "full.jpg", quality=90, progressive=True)
+    raw = (tmp_path / "full.jpg").read_bytes()
+    sos = raw.index(b"\xff\xda")  # ends with the first scan's header: no byte of the image follows
+    (tmp_path / "blank.jpg").write_bytes(raw[: sos + 2 + int.from_bytes(raw[sos + 2:sos + 4], "big")])
+    (tmp_path / "header.jpg").write_bytes(raw[: sos // 2])  # cut inside its tables
+    (tmp_path / "junk.jpg").write_bytes(b"<html>not found</html>" * 40)
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    for name, why in [("blank.jpg", "is truncated before its pixel data"), ("header.jpg", "cannot be decoded"),
+                      ("junk.jpg", "cannot be decoded"), ("junk.png", "cannot be decoded")]:
+        with pytest.raises(DataError, match=rf"{name}: {why}"):
+            decode(tmp_path / name, 64, policy)
+        with pytest.raises(DataError, match=rf"{name}: {why}"):
+            read_image(tmp_path / name)

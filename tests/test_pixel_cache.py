@@ -32,7 +32,7 @@ def test_pipeline_equals_to_input_tensor_up_to_uint16_rounding(tmp_path, tiny_en
     meta = tiny_encoder.meta
     path = _image(tmp_path, name, h, w, bits)
     want, geo_want = to_input_tensor(read_image(path), meta)
-    px, geo = decode(path, meta.input_size, "exact")
+    px, geo, _ = decode(path, meta.input_size, "exact")
     assert px.dtype == np.uint16 and px.shape == (64, 64) and geo == geo_want
     got = normalise(torch.from_numpy(px)[None], meta)[0]
     step = TOL01 * (meta.value_range[1] - meta.value_range[0]) / min(meta.std)
@@ -44,8 +44,8 @@ def test_pipeline_equals_to_input_tensor_up_to_uint16_rounding(tmp_path, tiny_en
 
 def test_fast_policy_decodes_large_jpeg_reduced_and_close(tmp_path):
     path = _image(tmp_path, "big.jpg", 900, 700)
-    exact, geo = decode(path, 64, "exact")
-    fast, geo_fast = decode(path, 64, "fast")
+    exact, geo, _ = decode(path, 64, "exact")
+    fast, geo_fast, _ = decode(path, 64, "fast")
     assert geo_fast == geo == pad_geometry(900, 700, 64)  # geometry is always the original's
     diff = np.abs(exact.astype(np.float64) - fast.astype(np.float64)) / 65535
     assert 0 < diff.mean() < 0.01 and diff.max() < 0.1
@@ -74,7 +74,7 @@ def test_cached_pixels_of_real_high_bit_dicoms_keep_their_depth(tiny_encoder, na
     path = _real_dicom(name)
     img = read_image(path)
     want, geo_want = to_input_tensor(img, meta)
-    px, geo = decode(path, meta.input_size, "exact")
+    px, geo, _ = decode(path, meta.input_size, "exact")
     assert geo == geo_want and px.dtype == np.uint16
     assert len(np.unique(px)) > 256
     step = TOL01 * (meta.value_range[1] - meta.value_range[0]) / min(meta.std)
@@ -89,8 +89,8 @@ def test_fast_policy_on_a_real_radiograph_is_within_its_stated_tolerance(tmp_pat
     the quarter-input-pixel shift bound of 0.25 (measured: mean 0.0033, max 0.11)."""
     path = tmp_path / f"rg1{suffix}"
     write_raster(path, read_image(_real_dicom("RG1_UNCR.dcm")), bits=16 if suffix == ".png" else 8)
-    exact, geo = decode(path, 224, "exact")
-    fast, geo_fast = decode(path, 224, "fast")
+    exact, geo, _ = decode(path, 224, "exact")
+    fast, geo_fast, _ = decode(path, 224, "fast")
     assert geo == geo_fast == pad_geometry(1955, 1841, 224)
     diff = np.abs(exact.astype(np.float64) - fast.astype(np.float64)) / 65535
     assert 0 < diff.mean() < 1 / 255 and diff.max() < 0.25
@@ -149,12 +149,12 @@ def test_pixel_cache_entry_is_verified_and_quarantined(tmp_path, tiny_encoder):
     part = cache.partial(key)
     pw, pg, done = part.open(5, (64, 64), "uint16")
     for i, s in enumerate(samples):
-        px, geo = decode(s.image, 64)
+        px, geo, _ = decode(s.image, 64)
         pw.write(i, px[None])
         pg.write(i, np.array([[geo.height, geo.width, geo.side, geo.top, geo.left, geo.size]], np.int32))
     part.publish([s.id for s in samples], {})
-    px, geo = cache.lookup(key, [s.id for s in samples])
-    assert px.shape == (5, 64, 64) and geo[3, 1] == 33
+    px, geo, truncated = cache.lookup(key, [s.id for s in samples])
+    assert px.shape == (5, 64, 64) and geo[3, 1] == 33 and truncated.tolist() == [False] * 5
     with pytest.warns(UserWarning, match="ids are not those"):
         assert cache.lookup(key, ["other"] * 5) is None  # ids that do not match: moved aside
     assert not cache.store.has(key) and (tmp_path / "pixels" / ".quarantine").is_dir()

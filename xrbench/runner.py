@@ -73,6 +73,8 @@ class TaskData:
     dataset_hash: str
     synthetic: bool
     feature_keys: list[str]
+    #: split -> ids of the task's rows whose image file was truncated (decoded partially)
+    truncated: dict[str, list[str]] = field(default_factory=dict)
 
 
 def resolve_root(dataset: str, cfg: RunConfig) -> tuple[Path, bool]:
@@ -116,7 +118,7 @@ class Runner:
             warnings.warn(f"'{self.encoder.meta.name}' runs with random-init weights on synthetic demo "
                           f"data: every result says weights=random-init", stacklevel=2)
             self._warned_random = True
-        splits, keys = {}, []
+        splits, keys, truncated = {}, [], {}
         kinds = sorted(self._kinds.get(spec.dataset, set()) | {spec.features})
         for split in SPLITS:
             # features cover the whole split (shared by every task of the dataset, every kind any of
@@ -129,12 +131,14 @@ class Runner:
             keys.append(self.extractor.key(spec.dataset, split, manifest, spec.features))
             arr, geo = got[spec.features]
             rows = kept_rows(family, full, split, loader.root)
+            partial = set(self.extractor.store.truncated(keys[-1]))
+            truncated[split] = [full[i].id for i in rows if full[i].id in partial]
             feats = (FeatureRows(arr, rows) if grid_pool(spec.features)
                      else np.asarray(arr[rows], dtype=np.float32))
             splits[split] = SplitData([full[i] for i in rows], feats, np.asarray(geo[rows]))
         # the hash of what was actually evaluated (after --limit and the task's row selection)
         used = [s for split in SPLITS for s in splits[split].samples]
-        return TaskData(splits, manifest_hash(used, loader.root), synthetic, keys)
+        return TaskData(splits, manifest_hash(used, loader.root), synthetic, keys, truncated)
 
     # -- one task ---------------------------------------------------------------------------
     def run_task(self, spec: TaskSpec) -> list[ResultRecord]:
@@ -176,7 +180,8 @@ class Runner:
                 extra = family.report(scored, test.samples, out.state, n_boot=self.cfg.n_boot, seed=seed)
                 timings = {"extract_s": round(extract_s, 3), "fit_s": round(fit_s, 3),
                            "total_s": round(time.perf_counter() - t0, 3)}
-                extra = {**extra, "warnings": out.warnings + scored.warnings, "pretraining_overlap": overlap}
+                extra = {**extra, "warnings": out.warnings + scored.warnings + truncated_warnings(data.truncated),
+                         "pretraining_overlap": overlap}
                 records.append(self._record(spec, family, data, out, scored, seed, fraction, len(keep), timings,
                                             extra))
         return records
@@ -223,6 +228,18 @@ class Runner:
                 leaderboard.update(self.cfg.output / "leaderboard.csv", recs)
             records += recs
         return records
+
+
+def truncated_warnings(truncated: dict[str, list[str]], shown: int = 5) -> list[str]:
+    """The ``truncated_images`` warning when any row of the task comes from a truncated image file
+    (decoded as far as its data goes, see xrbench/data/images.py): count per split, first ids."""
+    ids = [i for split in SPLITS for i in truncated.get(split, [])]
+    if not ids:
+        return []
+    per = ", ".join(f"{split} {len(truncated.get(split, []))}" for split in SPLITS)
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return [f"truncated_images: {len(ids)} image file(s) end early and were decoded partially ({per}): "
+            f"{', '.join(ids[:shown])}{more}"]
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import numpy as np
 
 from xrbench.data.base import DatasetLoader, _rel
 from xrbench.data.demo import dataset_root
-from xrbench.data.images import image_size, read_image
+from xrbench.data.images import image_size, read_image_partial
 from xrbench.data.masks import load_mask
 from xrbench.data.sample import SPLITS, UNCERTAIN, Sample
 from xrbench.errors import DataError
@@ -33,11 +33,13 @@ SHOWN = 5
 
 @dataclass
 class _Probe:
-    """What reading one file found: its (height, width), or why it could not be read."""
+    """What reading one file found: its (height, width), or why it could not be read; ``truncated``
+    when a deep read found its data ending early (decoded partially, as a run decodes it)."""
 
     shape: tuple[int, int] | None = None
     missing: bool = False
     error: str | None = None
+    truncated: bool = False
 
 
 def check_dataset(name: str, root: Path | None = None, *, deep: bool = False,
@@ -97,14 +99,18 @@ def check_dataset(name: str, root: Path | None = None, *, deep: bool = False,
 
 
 def _probe_images(samples: list[Sample], *, deep: bool, workers: int) -> dict[Path, _Probe]:
-    """Every distinct image: missing, unreadable (header, or full decode when deep), or its size."""
+    """Every distinct image: missing, unreadable (header, or full decode when deep), or its size, and
+    (deep) whether it is truncated."""
     paths = list(dict.fromkeys(s.image for s in samples))
 
     def probe(path: Path) -> _Probe:
         if not path.is_file():
             return _Probe(missing=True)
         try:
-            return _Probe(shape=tuple(read_image(path).shape) if deep else image_size(path))
+            if not deep:
+                return _Probe(shape=image_size(path))
+            img, truncated = read_image_partial(path)
+            return _Probe(shape=tuple(img.shape), truncated=truncated)
         except DataError as e:
             return _Probe(error=_reason(e))
 
@@ -163,6 +169,8 @@ def _summarise(samples: list[Sample], root: Path, images: dict[Path, _Probe], ma
         "patients": len({s.patient for s in samples}),
         "missing": sorted(_rel(p, root) for p in first_id if images[p].missing),
         "unreadable": sorted(unreadable, key=lambda u: (u["path"], u["id"], u["error"])),
+        "truncated": sorted(({"id": sid, "path": _rel(p, root)} for p, sid in first_id.items() if images[p].truncated),
+                            key=lambda u: (u["path"], u["id"])),
         "boxes": sum(len(s.boxes) + sum(len(p.boxes) for p in s.phrases) for s in samples),
         "phrases": sum(len(s.phrases) for s in samples),
         "masks": sum(s.mask is not None for s in samples),
@@ -255,8 +263,8 @@ def format_report(report: dict[str, Any]) -> str:
              f"manifest {report['manifest_hash'] or '-'}"]
     splits = report["splits"]
     if splits:
-        cols = ("samples", "patients", "missing", "unreadable", "boxes", "phrases", "masks", "reports",
-                "landmarks")
+        cols = ("samples", "patients", "missing", "unreadable", "truncated", "boxes", "phrases", "masks",
+                "reports", "landmarks")
         lines += ["", "split  " + " ".join(f"{c:>10s}" for c in cols)]
         for name, sp in splits.items():
             cells = [len(sp[c]) if isinstance(sp[c], list) else sp[c] for c in cols]
@@ -276,6 +284,10 @@ def format_report(report: dict[str, Any]) -> str:
                 text = (" ".join(f"{k}:{v}" for k, v in t["counts"].items()) if "counts" in t
                         else f"min {t['min']:g}  max {t['max']:g}  mean {t['mean']:g}")
                 lines.append(f"targets {name:6s} {text}")
+    partial = [(name, [t["id"] for t in sp["truncated"]]) for name, sp in splits.items() if sp["truncated"]]
+    if partial:
+        lines += [""] + [f"truncated {name}: {len(ids)} image file(s) end early; a run decodes them as far as "
+                         f"their data goes and warns (truncated_images): {_some(ids)}" for name, ids in partial]
     if report["extra"]:
         lines += [""] + [f"{k}: {v if isinstance(v, int) else f'{len(v)} ({_some(v)})'}"
                          for k, v in report["extra"].items()]

@@ -3,14 +3,22 @@
 DICOM follows the display pipeline of the standard: stored values -> modality LUT (rescale
 slope/intercept) -> VOI LUT or window -> MONOCHROME1 inverted so that bone is bright in every
 image. PNG/JPG/BMP keep their bit depth (8 or 16 bit) when scaled to [0, 1].
+
+A raster file whose data ends early (FracAtlas ships 59 truncated JPEGs) is decoded as far as its
+data goes, as OpenCV's ``imread`` and Pillow's ``LOAD_TRUNCATED_IMAGES`` do (how published FracAtlas
+results were produced), and never silently: :func:`read_image_partial` says so, and extraction
+carries the flag into the feature store and the task's warnings (``truncated_images``).
 """
 from __future__ import annotations
 
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from xrbench.atomic import atomic_write_bytes
 from xrbench.errors import DataError
@@ -34,12 +42,18 @@ def is_dicom(path: Path) -> bool:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """A 2-D float32 image in [0, 1] (bright = dense), or a DataError naming the file."""
+    """A 2-D float32 image in [0, 1] (bright = dense), or a DataError naming the file; a truncated
+    raster is decoded partially (:func:`read_image_partial` says whether it was)."""
+    return read_image_partial(path)[0]
+
+
+def read_image_partial(path: str | Path) -> tuple[np.ndarray, bool]:
+    """(:func:`read_image`, whether the file's data ended early and the image is decoded partially)."""
     path = Path(path)
     if not path.is_file():
         raise DataError("image file does not exist", path=path)
     if is_dicom(path):
-        return _read_dicom(path)
+        return _read_dicom(path), False
     return _read_raster(path)
 
 
@@ -76,36 +90,159 @@ def scale_to_file(path: str | Path, ref_width: float, ref_height: float) -> tupl
     return width / float(ref_width), height / float(ref_height)
 
 
+# --------------------------------------------------------------------------- truncated files
+
+#: what Pillow (ImageFile.load, 9.x-13.x) raises when a file's pixel data ends early: "image file is
+#: truncated" (PNG/GIF/BMP) or "image file is truncated (N bytes not processed)" (JPEG). A header cut
+#: short ("Truncated File Read", "cannot identify image file") leaves nothing to decode: not retried.
+TRUNCATED_MESSAGE = "image file is truncated"
+T = TypeVar("T")
+
+
+class _TruncatedLoading:
+    """Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` is a module global. A retry sets it only while
+    it decodes its own file, and only when no other thread is decoding (ordinary decodes hold the
+    shared side of this lock, a retry the exclusive side), so no other decode runs, and silently
+    accepts a truncated file, while it is set. Worker processes each have their own copy."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._waiting = 0
+
+    @contextmanager
+    def strict(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing and not self._waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def tolerant(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._writing and not self._readers)
+            self._waiting -= 1
+            self._writing = True
+        before = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = before
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+_LOADING = _TruncatedLoading()
+#: every Pillow decode of xrbench holds this (shared), so a truncated-file retry elsewhere cannot leak into it
+pillow_strict = _LOADING.strict
+
+
+def pillow_decode(decode: Callable[[], T]) -> tuple[T, bool]:
+    """(``decode()``, truncated): ``decode`` opens and loads one file with Pillow; when Pillow says
+    the file's data ends early it runs again with truncated loading (libjpeg's and zlib's output up
+    to where the data stops; the rest of the image is the decoder's fill). Any other error, or one
+    the retry raises too, propagates."""
+    try:
+        with _LOADING.strict():
+            return decode(), False
+    except OSError as e:
+        if TRUNCATED_MESSAGE not in str(e):
+            raise
+    with _LOADING.tolerant():
+        return decode(), True
+
+
+def require_content(arr: np.ndarray, path: Path) -> None:
+    """A truncated file must have decoded something: a DataError when it ends before its first byte
+    of pixel data (JPEG: the end of the first scan header; PNG: the first IDAT payload; BMP: the
+    pixel array offset), where the decoder would only return its fill, or decodes to one flat value."""
+    start = _pixel_data_offset(path)
+    if start is not None and path.stat().st_size <= start:
+        raise DataError(f"is truncated before its pixel data (byte {start}): nothing of the image to decode",
+                        path=path)
+    if arr.size and float(np.min(arr)) == float(np.max(arr)):
+        raise DataError("is truncated and decodes to a blank image (nothing of the image is left)", path=path)
+
+
+def _pixel_data_offset(path: Path) -> int | None:
+    """Where a JPEG/PNG/BMP file's pixel data begins (read from its headers), or None if unknown."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(2)
+        if head == b"\xff\xd8":  # JPEG: markers with lengths until the first SOS
+            while True:
+                marker = f.read(2)
+                if len(marker) < 2 or marker[0] != 0xFF:
+                    return None
+                if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:
+                    continue
+                size = f.read(2)
+                if len(size) < 2:
+                    return None
+                f.seek(struct.unpack(">H", size)[0] - 2, 1)
+                if marker[1] == 0xDA:
+                    return f.tell()
+        if head == b"\x89P" and f.read(6) == b"NG\r\n\x1a\n":  # PNG: chunks until the first IDAT
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", chunk)
+                if kind == b"IDAT":
+                    return f.tell()
+                f.seek(length + 4, 1)
+        if head == b"BM":
+            f.seek(10)
+            off = f.read(4)
+            return struct.unpack("<I", off)[0] if len(off) == 4 else None
+    return None
+
+
 #: ITU-R BT.601 luma, the weights of PIL's ``convert("L")``: RGB DICOM and RGB PNG/JPG give the same grey
 LUMA = (0.299, 0.587, 0.114)
 
 
-def _read_raster(path: Path) -> np.ndarray:
-    """PNG/JPG/BMP/TIFF -> [0, 1] grey in the file's stored pixel order (EXIF orientation is not
-    applied: annotations and :func:`image_size` use the stored grid). Integer greys are divided by
-    the file's own sample range (8-bit: 255, 16-bit: 65535, see :func:`_integer_peak`); colour is
-    reduced to BT.601 luma, alpha is dropped, palettes are looked up."""
+def _read_raster(path: Path) -> tuple[np.ndarray, bool]:
+    """PNG/JPG/BMP/TIFF -> ([0, 1] grey in the file's stored pixel order, truncated). EXIF
+    orientation is not applied: annotations and :func:`image_size` use the stored grid. Integer
+    greys are divided by the file's own sample range (8-bit: 255, 16-bit: 65535, see
+    :func:`_integer_peak`); colour is reduced to BT.601 luma, alpha is dropped, palettes are looked
+    up. A file whose data ends early is decoded as far as it goes (:func:`pillow_decode`)."""
+    def decode() -> np.ndarray:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode.startswith("I"):  # I;16, I;16B, I;16L, I;16N, I (32-bit, or 16-bit PNG in Pillow < 11)
+                raw = np.clip(np.asarray(im).astype(np.float32), 0, None)
+                return raw / np.float32(_integer_peak(im, path, raw))
+            if mode == "F":
+                return _minmax(np.asarray(im, dtype=np.float32))
+            if mode not in ("L", "1"):
+                im = im.convert("L")  # RGB/CMYK/YCbCr: luma; LA/RGBA: alpha dropped; P/PA: palette
+            return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                mode = im.mode
-                if mode.startswith("I"):  # I;16, I;16B, I;16L, I;16N, I (32-bit, or 16-bit PNG in Pillow < 11)
-                    raw = np.clip(np.asarray(im).astype(np.float32), 0, None)
-                    arr = raw / np.float32(_integer_peak(im, path, raw))
-                elif mode == "F":
-                    arr = _minmax(np.asarray(im, dtype=np.float32))
-                else:
-                    if mode not in ("L", "1"):
-                        im = im.convert("L")  # RGB/CMYK/YCbCr: luma; LA/RGBA: alpha dropped; P/PA: palette
-                    arr = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+            arr, truncated = pillow_decode(decode)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
             Image.DecompressionBombError) as e:
         raise DataError(f"cannot be decoded as an image ({e.__class__.__name__}: {e})", path=path) from None
     if arr.ndim != 2 or arr.size == 0:
         raise DataError(f"decoded to shape {arr.shape}; expected a 2-D grayscale image", path=path)
-    return np.clip(arr, 0.0, 1.0)
+    if truncated:
+        require_content(arr, path)
+    return np.clip(arr, 0.0, 1.0), truncated
 
 
 def _integer_peak(im: Image.Image, path: Path, raw: np.ndarray) -> float:

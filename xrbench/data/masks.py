@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from xrbench.data.images import pillow_strict
 from xrbench.data.sample import MaskRef
 from xrbench.errors import DataError
 
@@ -139,7 +140,7 @@ def _read_mask_image(path: Path, height: int, width: int) -> np.ndarray:
     if not path.is_file():
         raise DataError("mask file does not exist", path=path)
     try:
-        with Image.open(path) as im:
+        with pillow_strict(), Image.open(path) as im:  # a truncated mask is an error, never partial
             im.load()
             if im.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):
                 im = im.convert("L")

@@ -44,9 +44,10 @@ def dtype(kind: str) -> str:
 
 
 class _Decode(Dataset):
-    """Worker side: one sample -> (uint16 [S, S] pixels, geometry, error). A bad image comes back as
-    its error message instead of an exception, so that the main process raises it plainly rather
-    than wrapped in a worker traceback."""
+    """Worker side: one sample -> (uint16 [S, S] pixels, geometry, error, truncated). A bad image
+    comes back as its error message instead of an exception, so that the main process raises it
+    plainly rather than wrapped in a worker traceback; ``truncated`` says the file's data ended
+    early and the image was decoded as far as it goes (reported, see :class:`FeatureExtractor`)."""
 
     def __init__(self, samples: Sequence[Sample], indices: Sequence[int], size: int, policy: str):
         self.samples, self.indices, self.size, self.policy = samples, list(indices), size, policy
@@ -56,17 +57,18 @@ class _Decode(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            px, geo = decode(self.samples[self.indices[i]].image, self.size, self.policy)
-            return torch.from_numpy(px), torch.tensor(astuple(geo), dtype=torch.int32), ""
+            px, geo, truncated = decode(self.samples[self.indices[i]].image, self.size, self.policy)
+            return torch.from_numpy(px), torch.tensor(astuple(geo), dtype=torch.int32), "", truncated
         except DataError as e:
-            return torch.zeros(self.size, self.size, dtype=torch.uint16), torch.zeros(6, dtype=torch.int32), str(e)
+            return (torch.zeros(self.size, self.size, dtype=torch.uint16), torch.zeros(6, dtype=torch.int32),
+                    str(e), False)
 
 
 class _CachedBatches(Dataset):
     """Batch ``b`` of a cached split: one fancy-indexed read of the memory map, no decoding."""
 
-    def __init__(self, pixels: tuple[np.ndarray, np.ndarray], indices: Sequence[int], batch_size: int):
-        self.px, self.geo = pixels
+    def __init__(self, pixels: tuple[np.ndarray, np.ndarray, np.ndarray], indices: Sequence[int], batch_size: int):
+        self.px, self.geo, self.truncated = pixels
         self.indices, self.batch_size = np.asarray(indices, dtype=np.int64), batch_size
 
     def __len__(self) -> int:
@@ -76,14 +78,16 @@ class _CachedBatches(Dataset):
         rows = self.indices[b * self.batch_size:(b + 1) * self.batch_size]
         contiguous = len(rows) and rows[-1] - rows[0] == len(rows) - 1
         px = np.array(self.px[rows[0]:rows[-1] + 1]) if contiguous else self.px[rows]  # copied out of the map
-        return torch.from_numpy(px), torch.from_numpy(self.geo[rows].astype(np.int32)), ()
+        return (torch.from_numpy(px), torch.from_numpy(self.geo[rows].astype(np.int32)), (),
+                torch.from_numpy(self.truncated[rows]))
 
 
 def pixel_loader(samples: Sequence[Sample], indices: Sequence[int], size: int, *, batch_size: int,
                  num_workers: int, pin_memory: bool = False, policy: str = "fast",
-                 cached: tuple[np.ndarray, np.ndarray] | None = None) -> DataLoader:
-    """Batches (uint16 pixels [B, S, S], geometry [B, 6], errors): decoded in ``num_workers``
-    persistent workers, or read in the main process from ``cached`` (pixels, geometry of the split)."""
+                 cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> DataLoader:
+    """Batches (uint16 pixels [B, S, S], geometry [B, 6], errors, truncated [B] bool): decoded in
+    ``num_workers`` persistent workers, or read in the main process from ``cached`` (pixels,
+    geometry, truncated flags of the split: :meth:`PixelCache.lookup`)."""
     if cached is not None:  # a read from the page cache is a memcpy: worker IPC would only add copies
         return DataLoader(_CachedBatches(cached, indices, batch_size), batch_size=None, pin_memory=pin_memory)
     return DataLoader(_Decode(samples, indices, size, policy), batch_size=batch_size, num_workers=num_workers,
@@ -125,10 +129,11 @@ class _Forward:
 def iter_batches(encoder: Encoder, samples: Sequence[Sample], indices: Sequence[int], *,
                  kinds: Sequence[str], device: str = "cpu", batch_size: int = 32, num_workers: int = 0,
                  desc: str = "extract", policy: str = "fast",
-                 cached: tuple[np.ndarray, np.ndarray] | None = None,
+                 cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                  sink: Callable[[np.ndarray, np.ndarray], None] | None = None, compile: bool = False
-                 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-    """Encode ``samples[indices]`` in order, yielding (kind -> batch array, geometry [B, 6]).
+                 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]:
+    """Encode ``samples[indices]`` in order, yielding (kind -> batch array, geometry [B, 6],
+    truncated [B] bool: the image file's data ended early and it was decoded partially).
 
     Pixels come decoded from workers, or from ``cached`` (see :mod:`xrbench.features.pixels`);
     each decoded uint16 batch and its geometry go to ``sink`` (the pixel cache's writer) in order.
@@ -143,10 +148,11 @@ def iter_batches(encoder: Encoder, samples: Sequence[Sample], indices: Sequence[
                           num_workers=num_workers, pin_memory=cuda, policy=policy, cached=cached)
     first = True
     with tqdm(total=len(indices), desc=desc, unit="img", leave=False, disable=None) as bar, torch.inference_mode():
-        for px, geo, errors in loader:
+        for px, geo, errors, truncated in loader:
             bad = [e for e in errors if e]
             if bad:
                 raise DataError(bad[0] + (f" (and {len(bad) - 1} more in this batch)" if len(bad) > 1 else ""))
+            truncated = truncated.numpy().astype(bool)
             if sink is not None:
                 sink(px.numpy(), geo.numpy())
             x = normalise(px.to(device, non_blocking=cuda), encoder.meta)
@@ -158,7 +164,7 @@ def iter_batches(encoder: Encoder, samples: Sequence[Sample], indices: Sequence[
                 check_first_batch(x, out, encoder.meta, [samples[i].id for i in indices[:len(x)]])
                 first = False
             yield ({k: out[k].float().to(getattr(torch, dtype(k))).cpu().numpy() for k in kinds},
-                   geo.numpy())
+                   geo.numpy(), truncated)
             bar.update(x.shape[0])
 
 
@@ -168,7 +174,7 @@ def encode_samples(encoder: Encoder, samples: Sequence[Sample], *, kinds: Sequen
     """Encode ``samples[indices]`` into memory (small sets, tests); the store streams instead."""
     indices = list(range(len(samples))) if indices is None else list(indices)
     chunks: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
-    for out, _ in iter_batches(encoder, samples, indices, kinds=kinds, device=device,
+    for out, _, _ in iter_batches(encoder, samples, indices, kinds=kinds, device=device,
                                batch_size=batch_size, num_workers=num_workers):
         for k in kinds:
             chunks[k].append(out[k])
@@ -292,21 +298,26 @@ class FeatureExtractor:
         sources: dict[str, tuple] = {}
         try:
             for k, _ in {index[d] for d in digests}:
-                arr, geo, _ = self.store.load(k)
-                sources[k] = (arr, geo)
+                arr, geo, got = self.store.load(k)
+                partial = set(self.store.truncated(k))
+                sources[k] = (arr, geo, [i in partial for i in got])
         except CorruptEntry:
             return False
         first = sources[index[digests[0]][0]][0]
         part = self.store.partial(key)
         shutil.rmtree(part.dir, ignore_errors=True)
         feats, geo, _ = part.open(len(samples), first.shape[1:], str(first.dtype))
+        truncated = []
         for i, d in enumerate(digests):
             k, row = index[d]
             feats.write(i, np.asarray(sources[k][0][row:row + 1]))
             geo.write(i, np.asarray(sources[k][1][row:row + 1]))
+            if sources[k][2][row]:  # the same file, decoded partially there
+                truncated.append(samples[i].id)
         del sources
         self._publish(key, [s.id for s in samples], {**self._meta(kind, dataset, split, len(samples),
-                                                                  image_manifest), "reused": True}, digests)
+                                                                  image_manifest), "reused": True,
+                                                     "truncated": truncated}, digests)
         log.info("%s/%s/%s: %d rows reused from other entries; nothing encoded", dataset, split, kind,
                  len(samples))
         return True
@@ -316,11 +327,12 @@ class FeatureExtractor:
         r, w = dist.rank(), dist.world()
         mine = list(range(r, len(samples), w))
         shard = {k: key if w == 1 else f"{key}.shard{r}of{w}" for k, key in keys.items()}
-        self._stream(shard, samples, mine, f"{dataset}/{split}", image_manifest)
+        truncated = self._stream(shard, samples, mine, f"{dataset}/{split}", image_manifest)
         ids = [s.id for s in samples]
         if w == 1:
             for k, key in keys.items():
-                self._publish(key, ids, self._meta(k, dataset, split, len(samples), image_manifest), digests)
+                self._publish(key, ids, {**self._meta(k, dataset, split, len(samples), image_manifest),
+                                         "truncated": truncated}, digests)
             return
         meta = self._meta("", dataset, split, len(samples), image_manifest)
         dist.barrier()
@@ -331,15 +343,18 @@ class FeatureExtractor:
         dist.barrier()
 
     def _stream(self, keys: dict[str, str], samples: Sequence[Sample], indices: list[int], desc: str,
-                image_manifest: str) -> None:
-        """Encode ``indices`` into partial entries, resuming after the last committed chunk.
+                image_manifest: str) -> list[str]:
+        """Encode ``indices`` into partial entries, resuming after the last committed chunk; returns
+        the ids of the truncated images among them (decoded partially), in row order.
 
         Pixels are read from the pixel cache when it holds the split; otherwise (on a single
         process, whose ``indices`` are the whole split) the decoded pixels are streamed into it, in
-        the same chunks, so the next encoder at this resolution decodes nothing."""
+        the same chunks, so the next encoder at this resolution decodes nothing. Each commit records
+        the truncated ids so far, so a resumed run still reports the rows it does not decode again."""
         parts = {k: self.store.partial(key) for k, key in keys.items()}
         n = len(indices)
         done = min(p.saved_done() for p in parts.values())
+        saved = {t for p in parts.values() for t in p.saved_truncated()}
         cached, sink, pix = None, None, None
         if self.pixels is not None and n:
             pkey = pixel_key(image_manifest, self.encoder.meta.input_size, self.policy)
@@ -348,6 +363,7 @@ class FeatureExtractor:
             if cached is None and n == len(samples):
                 size = self.encoder.meta.input_size
                 ppart = self.pixels.partial(pkey)
+                saved |= set(ppart.saved_truncated())
                 pw, pg, pdone = ppart.open(n, (size, size), "uint16")
                 done = min(done, pdone)  # rewriting rows is harmless: decoding is deterministic
                 at = [done]
@@ -357,15 +373,21 @@ class FeatureExtractor:
                     pg.write(at[0], geo)
                     at[0] += len(px)
                 pix = (ppart, pw, pg, ids)
+        row = {samples[i].id: j for j, i in enumerate(indices)}
+        truncated = {t for t in saved if row.get(t, n) < done}  # rows after ``done`` are decoded again
+
+        def listed() -> list[str]:
+            return sorted(truncated, key=row.__getitem__)
         arrays: dict = {}
         pos, last = done, done
         if done:
             log.info("%s: resuming extraction at image %d of %d", desc, done, n)
-        for out, geo in iter_batches(self.encoder, samples, indices[done:], kinds=list(keys),
-                                     device=self.device, batch_size=self.batch_size,
-                                     num_workers=self.num_workers, desc=desc, policy=self.policy,
-                                     cached=cached, sink=sink, compile=self.compile):
+        for out, geo, partial in iter_batches(self.encoder, samples, indices[done:], kinds=list(keys),
+                                              device=self.device, batch_size=self.batch_size,
+                                              num_workers=self.num_workers, desc=desc, policy=self.policy,
+                                              cached=cached, sink=sink, compile=self.compile):
             b = len(geo)
+            truncated.update(samples[indices[pos + j]].id for j in np.flatnonzero(partial))
             for k, part in parts.items():
                 if k not in arrays:
                     feats, g, d = part.open(n, out[k].shape[1:], dtype(k))
@@ -380,21 +402,23 @@ class FeatureExtractor:
             pos += b
             if pos - last >= CHUNK or pos == n:
                 for k, part in parts.items():
-                    part.commit(*arrays[k], pos)
+                    part.commit(*arrays[k], pos, listed())
                 if pix is not None:
-                    pix[0].commit(pix[1], pix[2], pos)
+                    pix[0].commit(pix[1], pix[2], pos, listed())
                 last = pos
+        if truncated and pos == n:
+            log.warning("%s: %d image file(s) truncated, decoded as far as their data goes: %s", desc,
+                        len(truncated), ", ".join(listed()[:5]) + (" ..." if len(truncated) > 5 else ""))
         if pix is not None and pos == n:
             meta = {"images": image_manifest, "size": self.encoder.meta.input_size, "policy": self.policy,
-                    "format": PIXEL_FORMAT, "n": n, "dataset": desc.split("/")[0], "split": desc.split("/")[-1]}
+                    "format": PIXEL_FORMAT, "n": n, "dataset": desc.split("/")[0], "split": desc.split("/")[-1],
+                    "truncated": listed()}
             pix[0].publish(pix[3], meta)
-        if not arrays and n:  # everything was done by an earlier run
-            return None
         if n == 0:  # an empty shard (more ranks than images)
             for k, part in parts.items():
                 feats, g, _ = part.open(0, (self.encoder.meta.embed_dim,), dtype(k))
                 part.commit(feats, g, 0)
-        return None
+        return listed()  # (everything may have been done by an earlier run: its saved ids)
 
     def _assemble(self, key: str, kind: str, n: int, w: int, ids: list[str], meta: dict) -> None:
         """Interleave the ranks' shard entries (rank r holds rows r, r + w, ...) into the entry,
@@ -415,6 +439,7 @@ class FeatureExtractor:
                 gblock[r::w][:m] = sg.read(i, i + m)
             feats.write(lo, block)
             geo.write(lo, gblock)
-        part.publish(ids, meta)
+        partial = {t for r in range(w) for t in self.store.partial(f"{key}.shard{r}of{w}").saved_truncated()}
+        part.publish(ids, {**meta, "truncated": [i for i in ids if i in partial]})
         for r in range(w):
             shutil.rmtree(self.store.partial(f"{key}.shard{r}of{w}").dir, ignore_errors=True)

@@ -7,7 +7,9 @@ images of the encoder's input size, already padded to square and resized, plus t
 channel replication, value range and mean/std run on the device. The same uint16 batch is written
 into the pixel cache, a :class:`~xrbench.features.store.FeatureStore` of its own (rows
 ``[N, S, S]`` uint16, resumable chunks, checksums, quarantine), so the next encoder at the same
-resolution reads it at disk speed and decodes nothing.
+resolution reads it at disk speed and decodes nothing. The ids of rows whose file was truncated
+(decoded as far as its data goes) are kept in the entry's meta.json (``truncated``), as in every
+feature entry, so a run on cached pixels or features reports them as the first run did.
 
 Numerics. :func:`decode` computes exactly what :func:`xrbench.features.preprocess.to_input_tensor`
 computes before its value-range step (pad, float bilinear antialiased resize, clamp to [0, 1]),
@@ -37,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from xrbench.data.images import is_dicom, read_image
+from xrbench.data.images import is_dicom, pillow_decode, read_image_partial, require_content
 from xrbench.errors import DataError
 from xrbench.features.preprocess import Geometry, pad_geometry
 from xrbench.features.store import CorruptEntry, FeatureStore, PartialEntry
@@ -57,9 +59,11 @@ def _reduction(side: int, size: int) -> int:
     return max(1, side // (OVERSAMPLE * size))
 
 
-def _draft_jpeg(path: Path, size: int) -> tuple[np.ndarray, int, int] | None:
-    """(reduced [0, 1] image, original h, w) via libjpeg's DCT scaling, or None if not a plain JPEG."""
-    try:
+def _draft_jpeg(path: Path, size: int) -> tuple[np.ndarray, int, int, bool] | None:
+    """(reduced [0, 1] image, original h, w, truncated) via libjpeg's DCT scaling, or None if not a
+    plain JPEG. A file whose data ends early is decoded as far as it goes, as :func:`read_image`
+    does (:func:`~xrbench.data.images.pillow_decode`)."""
+    def draft() -> tuple[np.ndarray, int, int] | None:
         with Image.open(path) as im:
             if im.format != "JPEG" or im.mode not in ("L", "RGB", "YCbCr"):
                 return None
@@ -67,23 +71,31 @@ def _draft_jpeg(path: Path, size: int) -> tuple[np.ndarray, int, int] | None:
             f = _reduction(max(h, w), size)
             if f >= 2:
                 im.draft("L", (math.ceil(w / min(f, 8)), math.ceil(h / min(f, 8))))
-            arr = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+            return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, h, w
+
+    try:
+        got, truncated = pillow_decode(draft)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot be decoded as an image ({e.__class__.__name__}: {e})", path=path) from None
-    return arr, h, w
+    if got is None:
+        return None
+    if truncated:
+        require_content(got[0], path)
+    return (*got, truncated)
 
 
-def decode(path: str | Path, size: int, policy: str = "fast") -> tuple[np.ndarray, Geometry]:
-    """[size, size] uint16 pixels of the padded, resized image, and its geometry (of the original)."""
+def decode(path: str | Path, size: int, policy: str = "fast") -> tuple[np.ndarray, Geometry, bool]:
+    """[size, size] uint16 pixels of the padded, resized image, its geometry (of the original), and
+    whether the file was truncated (decoded as far as its data goes; both policies alike)."""
     path = Path(path)
     got = None
     if policy == "fast" and path.suffix.lower() in JPEG_SUFFIXES and path.is_file() and not is_dicom(path):
         got = _draft_jpeg(path, size)
     if got is None:
-        img = read_image(path)
+        img, truncated = read_image_partial(path)
         h, w = img.shape
     else:
-        img, h, w = got
+        img, h, w, truncated = got
     geo = pad_geometry(h, w, size)
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
     if policy == "fast":
@@ -95,7 +107,7 @@ def decode(path: str | Path, size: int, policy: str = "fast") -> tuple[np.ndarra
     top, left = (side - rh) // 2, (side - rw) // 2
     x = F.pad(x, (left, side - rw - left, top, side - rh - top))
     x = F.interpolate(x[None, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0, 0]
-    return to_uint16(x).numpy(), geo
+    return to_uint16(x).numpy(), geo, truncated
 
 
 def to_uint16(x01: torch.Tensor) -> torch.Tensor:
@@ -129,19 +141,21 @@ class PixelCache:
         #: rows served from the cache / decoded into it, since construction (tests, ``bench``)
         self.rows_read = 0
 
-    def lookup(self, key: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-        """(pixels memmap [N, S, S] uint16, geometry [N, 6]) of a sound entry for ``ids``, else None;
-        a corrupt entry is quarantined (and rebuilt by the next extraction)."""
+    def lookup(self, key: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(pixels memmap [N, S, S] uint16, geometry [N, 6], truncated [N] bool) of a sound entry for
+        ``ids``, else None; a corrupt entry is quarantined (and rebuilt by the next extraction).
+        ``truncated`` marks rows whose file was decoded partially (meta.json ``truncated``)."""
         if not self.store.has(key):
             return None
         try:
             px, geo, got = self.store.load(key)
             if got != ids:
                 raise CorruptEntry("its ids are not those of the samples it is keyed by")
+            partial = set(self.store.truncated(key))
         except CorruptEntry as e:
             self.store.quarantine(key, str(e))
             return None
-        return px, geo
+        return px, geo, np.array([i in partial for i in ids], dtype=bool)
 
     def partial(self, key: str) -> PartialEntry:
         return self.store.partial(key)

@@ -11,7 +11,9 @@ writes each batch's rows with plain file writes (:class:`NpyRows`: no mapping, s
 memory stays bounded by a batch) and records each completed chunk in ``progress.json``; an interrupted extraction resumes from its last
 complete chunk, and the finished folder is renamed into place, so a crash never leaves an entry a
 later run would trust. ``meta.json`` records each array's shape, dtype and xxh3 checksum: an entry
-that fails verification is reported by name, moved aside into ``.quarantine/`` and rebuilt.
+that fails verification is reported by name, moved aside into ``.quarantine/`` and rebuilt. It also
+lists (``truncated``) the ids of rows whose image file was truncated and decoded partially, which
+the runner turns into a ``truncated_images`` warning on every task that uses them.
 """
 from __future__ import annotations
 
@@ -92,6 +94,17 @@ class FeatureStore:
         if len(ids) != len(arrays["features"]):
             raise CorruptEntry(f"{len(ids)} ids for {len(arrays['features'])} rows")
         return arrays["features"], np.asarray(arrays["geometry"]), ids
+
+    def truncated(self, key: str) -> list[str]:
+        """Ids of the entry's rows whose image file was truncated (decoded partially), in row order.
+        meta.json ``truncated``; absent (entries without such rows, older entries) means none."""
+        try:
+            got = json.loads((self.path(key) / "meta.json").read_text()).get("truncated", [])
+        except (OSError, ValueError, AttributeError) as e:
+            raise CorruptEntry(f"meta.json: {e.__class__.__name__}: {e}") from None
+        if not isinstance(got, list):
+            raise CorruptEntry(f"meta.json: 'truncated' is {type(got).__name__}, not a list of ids")
+        return [str(i) for i in got]
 
     def verify(self, key: str, *, full: bool = True) -> str | None:
         """None when the entry is sound, else what is wrong (every array checksummed if ``full``)."""
@@ -181,6 +194,13 @@ class PartialEntry:
         except (OSError, ValueError, KeyError, TypeError):
             return 0
 
+    def saved_truncated(self) -> list[str]:
+        """Ids of truncated images among the committed rows (see :meth:`commit`); [] when none."""
+        try:
+            return [str(i) for i in json.loads(self.progress_path.read_text()).get("truncated", [])]
+        except (OSError, ValueError, TypeError, AttributeError):
+            return []
+
     def progress(self, n: int, shape: tuple, dtype: str) -> int:
         """Rows already written by an earlier, interrupted run of the same extraction (else 0)."""
         try:
@@ -205,10 +225,12 @@ class PartialEntry:
     def reopen(self) -> tuple[NpyRows, NpyRows]:
         return NpyRows(self.dir / "features.npy"), NpyRows(self.dir / "geometry.npy")
 
-    def commit(self, feats: NpyRows, geo: NpyRows, done: int) -> None:
-        """Rows ``[0, done)`` are written: record it (atomically)."""
+    def commit(self, feats: NpyRows, geo: NpyRows, done: int, truncated: list[str] | None = None) -> None:
+        """Rows ``[0, done)`` are written: record it, with the ids of the truncated images among
+        them (a resumed run does not decode those rows again), atomically."""
         atomic_write_text(self.progress_path, json.dumps(
-            {"n": len(feats), "shape": list(feats.shape), "dtype": str(feats.dtype), "done": int(done)}))
+            {"n": len(feats), "shape": list(feats.shape), "dtype": str(feats.dtype), "done": int(done),
+             **({"truncated": list(truncated)} if truncated else {})}))
 
     def publish(self, ids: list[str], meta: dict) -> None:
         """Write ids and meta (with checksums) and rename the folder into place."""
