@@ -9,6 +9,7 @@ import torch.multiprocessing as mp
 
 from xrbench.data.images import write_raster
 from xrbench.data.sample import Sample
+from xrbench.features.store import FeatureStore
 
 
 def _free_port() -> int:
@@ -44,6 +45,9 @@ def test_two_gloo_ranks_split_the_work_and_match_single_process(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(7):
         write_raster(tmp_path / f"{i}.png", rng.random((40, 50)))
+    for i in (3, 4):  # truncated files, one in each rank's shard
+        raw = (tmp_path / f"{i}.png").read_bytes()
+        (tmp_path / f"{i}.png").write_bytes(raw[: len(raw) * 2 // 3])
     with mp.Manager() as manager:
         out = manager.dict()
         mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), out), nprocs=2, start_method="spawn")
@@ -54,3 +58,5 @@ def test_two_gloo_ranks_split_the_work_and_match_single_process(tmp_path):
     assert results[0][1] == 4 and results[1][1] == 3  # strided shards: 0,2,4,6 and 1,3,5
     np.testing.assert_allclose(results[0][0], single, atol=1e-5)
     np.testing.assert_allclose(results[1][0], single, atol=1e-5)
+    store = FeatureStore(tmp_path / "store")
+    assert [store.truncated(k) for k in store.keys()] == [["3", "4"]]  # both shards' flags, in row order

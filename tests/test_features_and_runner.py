@@ -167,3 +167,35 @@ def test_head_cache_key_follows_inputs_and_code(toy, tmp_path, tiny_encoder, mon
         assert head_cache.head_key(family, **{**kw, **change}) != k, change
     monkeypatch.setattr(head_cache, "code_hash", lambda f: "changed")
     assert head_cache.head_key(family, **kw) != k  # edited head code never serves a stale output
+
+
+def test_a_truncated_image_is_decoded_partially_and_every_record_says_so(toy, tmp_path, tiny_encoder, monkeypatch):
+    """FracAtlas ships 59 truncated JPEGs: the run goes on, decoding them as far as their data goes,
+    and each record says which rows were (first run, cached rerun, another encoder on cached pixels)."""
+    import xrbench.features.extract as extract
+
+    root, tasks = toy
+    png = root / "004.png"  # a test image (index % 5 == 4)
+    raw = png.read_bytes()
+    png.write_bytes(raw[: len(raw) * 2 // 3])
+    specs = TaskCatalog([tasks]).resolve("toy-spots-linear")
+    cfg = RunConfig(output=tmp_path / "out", data_roots={"toy-spots": root}, n_boot=50,
+                    feature_root=tmp_path / "features")
+    meta = tiny_encoder.meta.to_dict()
+    tiny_encoder.meta = tiny_encoder.meta.__class__(**{**meta, "weights": "test", "weights_sha256": "0" * 64})
+    expected = "truncated_images: 1 image file(s) end early and were decoded partially (train 0, val 0, test 1): s004"
+    first = Runner(tiny_encoder, cfg).run(specs)[0]
+    assert expected in first.warnings and tiny_encoder.images_encoded == 60
+    rec = json.loads((tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.json").read_text())
+    assert expected in rec["warnings"]
+    entries = [json.loads(p.read_text()) for p in (tmp_path / "features").glob("*/meta.json")]
+    assert sorted((e["split"], e["truncated"]) for e in entries) == [("test", ["s004"]), ("train", []), ("val", [])]
+    pixels = [json.loads(p.read_text()) for p in (tmp_path / "pixels").glob("*/meta.json")]
+    assert sorted(e["truncated"] for e in pixels) == [[], [], ["s004"]]
+
+    monkeypatch.setattr(extract, "decode", lambda *a, **k: pytest.fail("cached pixels decode nothing"))
+    assert expected in Runner(tiny_encoder, cfg).run(specs)[0].warnings  # features and heads from the caches
+    assert tiny_encoder.images_encoded == 60
+    tiny_encoder.meta = tiny_encoder.meta.__class__(**{**meta, "weights": "other", "weights_sha256": "1" * 64})
+    assert expected in Runner(tiny_encoder, cfg).run(specs)[0].warnings  # new features, cached pixels
+    assert tiny_encoder.images_encoded == 120

@@ -20,6 +20,8 @@ def test_a_second_dataset_of_the_same_images_reuses_their_features(tmp_path, tin
         f = tmp_path / "mimic" / f"{i}.jpg.png"
         write_raster(f, rng.random((40 + i, 50)))
         mimic.append(Sample(id=f"m{i}", image=f, patient=f"p{i}", split="train" if i < 5 else "test"))
+    raw = mimic[3].image.read_bytes()
+    mimic[3].image.write_bytes(raw[: len(raw) * 2 // 3])  # truncated: decoded partially, wherever it is reused
     for i in (6, 1, 3):  # the same files copied elsewhere, under other ids and another split
         g = tmp_path / "ms-cxr" / f"img{i}.png"
         g.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +36,8 @@ def test_a_second_dataset_of_the_same_images_reuses_their_features(tmp_path, tin
     got = ex.features_and_geometry("ms-cxr", "test", mscxr, "x", ["global", "patches"],
                                    digests=[file_digest(s.image) for s in mscxr])
     assert tiny_encoder.images_encoded == 8  # no forward pass for MS-CXR
+    store = ex.store
+    assert store.truncated(ex.key("ms-cxr", "test", "x", "global")) == ["x3"]  # the flag follows the row
     direct = encode_samples(tiny_encoder, mscxr, kinds=["global", "patches"])
     np.testing.assert_array_equal(got["global"][0], direct["global"])
     np.testing.assert_array_equal(got["patches"][0], direct["patches"])

@@ -33,6 +33,9 @@ class Dies(Exception):
 def test_killed_extraction_resumes_from_the_last_chunk_and_equals_a_clean_run(images, tmp_path,
                                                                              tiny_encoder, monkeypatch):
     samples, _ = images
+    for i in (1, 5):  # truncated files, one in a chunk the killed run committed, one after it
+        raw = samples[i].image.read_bytes()
+        samples[i].image.write_bytes(raw[: len(raw) * 2 // 3])
     monkeypatch.setattr(extract, "CHUNK", 2)
     real = tiny_encoder.forward_features
     calls = {"n": 0}
@@ -55,6 +58,8 @@ def test_killed_extraction_resumes_from_the_last_chunk_and_equals_a_clean_run(im
     np.testing.assert_allclose(got["global"], clean["global"], atol=1e-6)
     np.testing.assert_array_equal(got["patches"], clean["patches"])
     assert got["patches"].dtype == np.float16 and isinstance(got["patches"], np.memmap)
+    store = FeatureStore(tmp_path / "fs")
+    assert [store.truncated(k) for k in store.keys()] == [["1", "5"], ["1", "5"]]  # row 1 was not decoded again
 
 
 def test_geometry_is_stored_with_the_features(images, tmp_path, tiny_encoder):
