@@ -215,3 +215,17 @@ def _same(a: dict, b: dict) -> bool:
     x, y = as_list(a), as_list(b)
     return x.keys() == y.keys() and all(np.array_equal(x[k], y[k], equal_nan=True) for k in x)
 
+
+
+def test_decode_workers_hand_back_which_images_were_truncated(tmp_path):
+    """The flag crosses the worker process boundary with the pixels (DataLoader collation)."""
+    from xrbench.data.sample import Sample
+    from xrbench.features.extract import pixel_loader
+
+    samples = [Sample(id=f"s{i}", image=_image(tmp_path, f"{i}.png", 40, 30 + i, seed=i), patient=f"p{i}",
+                      split="train") for i in range(3)]
+    raw = samples[1].image.read_bytes()
+    samples[1].image.write_bytes(raw[: len(raw) * 2 // 3])
+    [(px, geo, errors, truncated)] = list(pixel_loader(samples, [0, 1, 2], 64, batch_size=3, num_workers=1))
+    assert list(errors) == ["", "", ""] and truncated.tolist() == [False, True, False]
+    assert px.shape == (3, 64, 64) and geo[1, 0] == 40

@@ -41,8 +41,9 @@ class FracAtlas(DatasetLoader):
 
     - Image path: ``images/Fractured/<id>`` when the CSV says fractured, else
       ``images/Non_fractured/<id>``. Some real files sit in both folders; the CSV label decides, so
-      the copy in the other folder is ignored (no image is stat-ed). Truncated JPEGs in the real
-      data do not stop loading; ``xrbench data check`` reports them as unreadable.
+      the copy in the other folder is ignored (no image is stat-ed). The 59 truncated JPEGs of the
+      real release are decoded as far as their data goes, and reported: a ``truncated_images``
+      warning on each record using one, ``truncated`` in ``xrbench data check --deep``.
     - Boxes and masks come from the COCO JSON (bbox xywh -> xyxy, label = category name, no box is
       dropped); ``mask`` is ``MaskRef("polygons")`` with every polygon of the image (OR-ed) for
       images listed in the COCO ``images``, and ``None`` for the others (non-fractured images,
