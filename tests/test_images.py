@@ -312,8 +312,8 @@ def _smooth(h: int, w: int) -> np.ndarray:
     return np.clip(40 + 150 * yy / h + 40 * xx / w + rng.normal(0, 6, (h, w)), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("name,kw", [("t.jpg", {"quality": 90}), ("t.png", {}), ("p.jpg", {"quality": 90, "progressive": True}),
-                                     ("t.bmp", {})])
+@pytest.mark.parametrize("name,kw", [("t.jpg", {"quality": 90}), ("t.png", {}),
+                                     ("p.jpg", {"quality": 90, "progressive": True}), ("t.bmp", {})])
 def test_truncated_raster_decodes_as_far_as_its_data_goes(tmp_path, name, kw):
     """FracAtlas ships 59 truncated JPEGs: a file whose data ends early is decoded as far as the
     data goes (OpenCV's imread, Pillow's LOAD_TRUNCATED_IMAGES), and said to be, never silently."""

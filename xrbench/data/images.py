@@ -184,7 +184,10 @@ def _pixel_data_offset(path: Path) -> int | None:
                 marker = f.read(2)
                 if len(marker) < 2 or marker[0] != 0xFF:
                     return None
-                if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:
+                if marker[1] == 0xFF:  # a fill byte before the marker
+                    f.seek(-1, 1)
+                    continue
+                if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:  # no length field
                     continue
                 size = f.read(2)
                 if len(size) < 2:
