@@ -103,3 +103,34 @@ def test_debug_after_a_nested_command_and_unknown_arguments(capsys, tmp_path):
         main(["data", "check", "--dataset", "mura", "--debug", "--colour", "red"])
     assert e.value.code == 2
     assert "unrecognized arguments: --colour red" in capsys.readouterr().err
+
+
+def test_score_json_is_strict_json_with_null_for_undefined_metrics(capsys, monkeypatch, tmp_path):
+    """`score --json` is read by other programs: NaN (ECE of scores outside [0, 1]) is not JSON."""
+    import json
+
+    import xrbench.results.score as score
+
+    nan = float("nan")
+    monkeypatch.setattr(score, "score_file", lambda *a, **k: {"auroc_macro": (0.75, 0.5, 0.9), "ece": (nan, nan, nan)})
+    assert main(["score", "--task", "chexpert-linear", "--predictions", str(tmp_path / "p.csv"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert got == {"auroc_macro": {"value": 0.75, "ci_low": 0.5, "ci_high": 0.9},
+                   "ece": {"value": None, "ci_low": None, "ci_high": None}}
+
+
+def test_a_closed_stdout_pipe_is_no_error(capsys, monkeypatch):
+    """`xrbench list models | head -1`: the reader leaving is not a failure (was exit 1, 'Broken pipe')."""
+    import xrbench.commands.list as ls
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(ls, "run", closed)
+    import sys
+    stdout = sys.stdout
+    try:
+        assert main(["list", "models"]) == 0
+    finally:
+        sys.stdout = stdout
+    assert "error" not in capsys.readouterr().err

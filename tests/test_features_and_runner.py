@@ -99,6 +99,10 @@ def test_score_reproduces_run_and_refuses_bad_ids(toy, tmp_path, tiny_encoder):
     saved = tmp_path / "out" / "tiny-vit" / "toy-spots-linear" / "seed0.predictions.jsonl"
     got = score_file(spec, saved, data_roots={"toy-spots": root}, n_boot=200)
     assert got["auroc"] == (rec.primary.value, rec.primary.ci_low, rec.primary.ci_high)
+    # without n_boot: the run's 200 replicates from the header, not 1000 (other CI bounds)
+    got = score_file(spec, saved, data_roots={"toy-spots": root})
+    assert got["auroc"] == (rec.primary.value, rec.primary.ci_low, rec.primary.ci_high)
+    assert score_file(spec, saved, data_roots={"toy-spots": root}, n_boot=1000)["auroc"][1:] != got["auroc"][1:]
 
     # the same predictions as a flat CSV made elsewhere
     rows = [json.loads(ln) for ln in saved.read_text().splitlines()[1:]]
@@ -111,6 +115,10 @@ def test_score_reproduces_run_and_refuses_bad_ids(toy, tmp_path, tiny_encoder):
         ("dup.csv", lines + [lines[1]], "1 duplicated id"),
         ("missing.csv", lines[:-1], "1 missing id"),
         ("unknown.csv", lines + ["999,p9,0.5"], "1 unknown id"),
+        ("nan.csv", lines[:3] + [lines[3].rsplit(",", 1)[0] + ",nan"] + lines[4:],
+         "field 'score:spot': score 'nan' of id '" + lines[3].split(",")[0] + "' is not a finite number"),
+        ("inf.csv", lines[:2] + [lines[2].rsplit(",", 1)[0] + ",inf"] + lines[3:], "score 'inf' of id"),
+        ("blank.csv", lines[:2] + [lines[2].rsplit(",", 1)[0] + ","] + lines[3:], "score '' of id"),
     ]:
         bad = tmp_path / name
         bad.write_text("\n".join(body) + "\n")

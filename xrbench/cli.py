@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, cat, *a, **k: f"[xrbench] warning: {msg}\n"
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `xrbench score ... | head`: the reader left, nothing is wrong
+        sys.stdout = None  # no flush of the dead pipe at exit
+        return EXIT_OK
     except (Exception, KeyboardInterrupt) as e:
         code, text = classify(e)
         if args.debug:

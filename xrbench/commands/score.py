@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from xrbench.errors import ConfigError
@@ -20,7 +21,8 @@ def register(sub) -> None:
                    help="decision threshold of a binary hard-decision metric (default 0.5)")
     p.add_argument("--seed", type=int, default=None,
                    help="bootstrap seed (default: the run's, from a saved predictions file; else 0)")
-    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--bootstrap", type=int, default=None,
+                   help="bootstrap replicates (default: the run's, from a saved predictions file; else 1000)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -44,8 +46,11 @@ def run(args: argparse.Namespace) -> int:
     values = score_file(specs[0], args.predictions, data_root=args.data_root, limit=args.limit,
                         thresholds=thresholds, n_boot=args.bootstrap, seed=args.seed)
     if args.json:
-        print(json.dumps({k: {"value": v, "ci_low": lo, "ci_high": hi} for k, (v, lo, hi) in values.items()},
-                         indent=2))
+        def finite(x):  # strict JSON has no NaN: an undefined metric is null
+            return None if x is None or not math.isfinite(x) else x
+
+        print(json.dumps({k: {"value": finite(v), "ci_low": finite(lo), "ci_high": finite(hi)}
+                          for k, (v, lo, hi) in values.items()}, indent=2))
     else:
         for k, (v, lo, hi) in values.items():
             ci = "" if lo is None else f"  [{lo:.4f}, {hi:.4f}]"

@@ -244,12 +244,16 @@ class GlobalFamily(TaskFamily):
                 names = ["score"]
             else:
                 raise DataError(f"expected score columns {names}; found {sorted(cols)}", path=path)
-        try:
-            m = np.array([[float(cols[n][i]) for n in names] for i in range(len(ids))], dtype=np.float64)
-        except ValueError as e:
-            raise DataError(f"a score is not a number ({e})", path=path) from None
-        if np.isnan(m).any():
-            raise DataError("scores contain NaN", path=path)
+        m = np.empty((len(ids), len(names)), dtype=np.float64)
+        for k, n in enumerate(names):
+            for i, v in enumerate(cols[n]):
+                try:
+                    m[i, k] = float(v)
+                except (TypeError, ValueError):
+                    m[i, k] = np.nan
+                if not np.isfinite(m[i, k]):  # NaN or inf would make AUROC / ECE silently wrong
+                    raise DataError(f"score {v!r} of id '{ids[i]}' is not a finite number", path=path,
+                                    field=n)
         return {i: [float(v) for v in row] for i, row in zip(ids, m)}
 
 

@@ -85,11 +85,11 @@ def check_ids(found: list[str], expected: list[str], path: Path) -> None:
 
 def score_file(spec: TaskSpec, predictions: Path, *, data_root: Path | None = None,
                data_roots: dict | None = None, limit: int | None = None, thresholds: dict | None = None,
-               n_boot: int = 1000, seed: int | None = None) -> dict[str, tuple]:
+               n_boot: int | None = None, seed: int | None = None) -> dict[str, tuple]:
     """Every metric (value, CI) of a predictions file, truth from the dataset, through the family.
 
-    A version-2 file written by ``xrbench run`` carries its scorer state (val-chosen thresholds)
-    and seed, so re-scoring it reproduces the run's numbers exactly; ``thresholds`` override.
+    A version-2 file written by ``xrbench run`` carries its scorer state (val-chosen thresholds),
+    seed and number of bootstrap replicates, so re-scoring it reproduces the run's numbers exactly; ``thresholds`` override.
     """
     from xrbench.runner import RunConfig
 
@@ -117,6 +117,7 @@ def score_file(spec: TaskSpec, predictions: Path, *, data_root: Path | None = No
         family.restore(head)
         state = dict(head.get("state") or {})
         seed = head.get("seed", 0) if seed is None else seed
+        n_boot = head.get("n_boot", 1000) if n_boot is None else n_boot
     else:
         ids, cols = read_predictions(path)
         check_ids(ids, [u.id for u in units], path)
@@ -125,5 +126,5 @@ def score_file(spec: TaskSpec, predictions: Path, *, data_root: Path | None = No
         state["thresholds"] = {**state.get("thresholds", {}), **thresholds}
     truths = [family.truth(u, test) for u in units]
     scored = score_units(family, units, truths, [preds[u.id] for u in units], state,
-                         n_boot=n_boot, seed=0 if seed is None else seed)
+                         n_boot=1000 if n_boot is None else n_boot, seed=0 if seed is None else seed)
     return scored.metrics
