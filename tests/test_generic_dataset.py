@@ -150,7 +150,8 @@ def test_paths_stay_inside_their_roots(tmp_path):
     with pytest.raises(DataError, match="escapes the dataset root"):
         DATASETS.get("generic")(root, spec="../outside.yaml")
     (root / "mine" / "dataset.yaml").write_text(yaml.safe_dump({**spec, "root": "../.."}))
-    with pytest.raises(DataError, match="escapes the dataset root"):
+    with pytest.raises(DataError, match=r"dataset\.yaml: key 'root' \(from the spec's folder\) 'mine/\.\./\.\.' "
+                                        r"escapes the dataset root"):
         DATASETS.get("generic")(root, spec="mine/dataset.yaml")
     (root / "mine" / "dataset.yaml").write_text(yaml.safe_dump(spec))
     table = (root / "mine" / "table.csv").read_text().replace("img/000.png", "../../secret.png")
@@ -163,7 +164,14 @@ def test_spec_is_strict_and_values_are_checked(tmp_path):
     root = tmp_path / "data"
     spec = write_csv_dataset(root)
     (root / "mine" / "dataset.yaml").write_text(yaml.safe_dump({**spec, "colums": {}}))
-    with pytest.raises(ConfigError, match="key 'colums': unknown key"):
+    with pytest.raises(ConfigError, match=r"key 'colums': unknown key\. Did you mean: columns\?"):
+        DATASETS.get("generic")(root, spec="mine/dataset.yaml")
+    cols = {k: v for k, v in spec["columns"].items() if k != "labels"}
+    (root / "mine" / "dataset.yaml").write_text(yaml.safe_dump({**spec, "columns": {**cols, "lables": ["spot"]}}))
+    with pytest.raises(ConfigError, match=r"key 'columns\.lables': unknown key\. Did you mean: labels"):
+        DATASETS.get("generic")(root, spec="mine/dataset.yaml")
+    (root / "mine" / "dataset.yaml").write_text(yaml.safe_dump({**spec, "patient_split": {"vall": 0.1}}))
+    with pytest.raises(ConfigError, match=r"key 'patient_split\.vall': unknown key\. Did you mean: val\?"):
         DATASETS.get("generic")(root, spec="mine/dataset.yaml")
     (root / "mine" / "dataset.yaml").write_text(yaml.safe_dump(spec))
     table = (root / "mine" / "table.csv").read_text()
@@ -172,4 +180,18 @@ def test_spec_is_strict_and_values_are_checked(tmp_path):
         DATASETS.get("generic")(root, spec="mine/dataset.yaml").samples()
     (root / "mine" / "table.csv").write_text(table.replace("train,1,", "train,maybe,", 1))
     with pytest.raises(DataError, match=r"field 'spot': 'maybe' is not a label value"):
+        DATASETS.get("generic")(root, spec="mine/dataset.yaml").samples()
+
+
+def test_duplicate_ids_name_both_rows(tmp_path):
+    root = tmp_path / "data"
+    spec = write_csv_dataset(root)
+    table = (root / "mine" / "table.csv").read_text().splitlines()
+    path = lambda line: line.split(",")[0]  # noqa: E731
+    spec["columns"]["id"] = "path"  # the id column holds the path: row 4 repeats row 3's
+    table[3] = table[3].replace(path(table[3]), path(table[2]), 1)
+    (root / "mine" / "table.csv").write_text("\n".join(table) + "\n")
+    (root / "mine" / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(DataError, match=rf"table\.csv, row 4, field 'path': id '{path(table[2])}' is also the id "
+                                        r"of row 3; ids must be unique"):
         DATASETS.get("generic")(root, spec="mine/dataset.yaml").samples()

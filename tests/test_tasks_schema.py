@@ -27,6 +27,9 @@ def test_unknown_key_and_wrong_type_name_file_and_key(tmp_path):
     (tmp_path / "my-task.yaml").write_text(GOOD + "colour: blue\n")
     with pytest.raises(ConfigError, match=r"my-task\.yaml.*key 'colour': unknown key"):
         TaskCatalog([tmp_path])
+    (tmp_path / "my-task.yaml").write_text(GOOD.replace("primary:", "primry:", 1))
+    with pytest.raises(ConfigError, match=r"key 'primry': unknown key\. Did you mean: primary\?"):
+        TaskCatalog([tmp_path])
     (tmp_path / "my-task.yaml").write_text(GOOD.replace("version: 1", "version: one"))
     with pytest.raises(ConfigError, match=r"my-task\.yaml.*key 'version'"):
         TaskCatalog([tmp_path])

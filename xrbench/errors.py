@@ -30,3 +30,44 @@ class ConfigError(XRBenchError):
 
 class ModelError(XRBenchError):
     """An encoder cannot be built or its weights do not fit its architecture."""
+
+
+def validation_messages(model: type, error) -> list[str]:
+    """One ``key 'a.b': message`` per error of a pydantic ``ValidationError`` of ``model``; an
+    unknown key says which known key of its level it most resembles (``colums`` -> ``columns``)."""
+    from xrbench.registry import closest
+
+    msgs = []
+    for err in error.errors():
+        loc = [str(p) for p in err["loc"]]
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(model, err["loc"][:-1])
+            hint = closest(loc[-1], known) if known else []
+            msg = "unknown key" + (f". Did you mean: {', '.join(hint)}?" if hint else
+                                   f" (known: {', '.join(known)})" if known else "")
+        msgs.append(f"key '{'.'.join(loc) or '(top level)'}': {msg}")
+    return msgs
+
+
+def _known_keys(model: type, loc: tuple) -> list[str]:
+    """The field names of the (nested) model that holds location ``loc``."""
+    import typing
+
+    def find_model(ann):
+        if isinstance(ann, type) and hasattr(ann, "model_fields"):
+            return ann
+        for a in typing.get_args(ann):
+            if (m := find_model(a)) is not None:
+                return m
+        return None
+
+    cls = model
+    for part in loc:
+        fields = getattr(cls, "model_fields", None)
+        if fields is None or part not in fields:
+            continue  # a list index or dict key: the model is that of the items
+        cls = find_model(fields[part].annotation)
+        if cls is None:
+            return []
+    return sorted(getattr(cls, "model_fields", {}))

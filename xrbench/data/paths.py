@@ -40,28 +40,31 @@ def _root_path(root: str) -> Path:
     return Path(_abs_root(root))
 
 
-def check_relative(relative: str, *, root: Path, source: Path | None = None, row: int | None = None) -> str:
-    """``relative`` (backslashes read as ``/``) checked to be a plain relative path in normal form."""
+def check_relative(relative: str, *, root: Path, source: Path | None = None, row: int | None = None,
+                   what: str = "image path") -> str:
+    """``relative`` (backslashes read as ``/``) checked to be a plain relative path in normal form;
+    ``what`` names it in errors (an image path, a spec's ``root``)."""
     rel = str(relative).strip().replace("\\", "/")
     if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
-        raise DataError(f"image path {relative!r} must be relative to the dataset root",
+        raise DataError(f"{what} {relative!r} must be relative to the dataset root",
                         path=source or root, row=row)
     if "//" in rel or rel.endswith("/") or "/." in "/" + rel:
         norm = os.path.normpath(rel)
         if norm == ".." or norm.startswith("../"):
-            raise DataError(f"image path {relative!r} escapes the dataset root {_abs_root(str(root))}",
+            raise DataError(f"{what} {relative!r} escapes the dataset root {_abs_root(str(root))}",
                             path=source or root, row=row)
         if norm != rel:
-            raise DataError(f"image path {relative!r} is not in normal form (it means {norm!r}); '.', '..' "
+            raise DataError(f"{what} {relative!r} is not in normal form (it means {norm!r}); '.', '..' "
                             "and empty parts are refused so that no image is listed under two names",
                             path=source or root, row=row)
     return rel
 
 
-def safe_join(root: Path, relative: str, *, source: Path | None = None, row: int | None = None) -> Path:
+def safe_join(root: Path, relative: str, *, source: Path | None = None, row: int | None = None,
+              what: str = "image path") -> Path:
     """``root / relative`` (absolute), refusing absolute paths, aliases and ``..`` that would leave
     ``root``. String operations only: cheap enough for every row of a 377k-row table."""
-    rel = check_relative(relative, root=root, source=source, row=row)
+    rel = check_relative(relative, root=root, source=source, row=row, what=what)
     return _root_path(str(root)) / rel
 
 

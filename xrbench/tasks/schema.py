@@ -7,7 +7,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from xrbench.errors import ConfigError
+from xrbench.errors import ConfigError, validation_messages
 
 
 class _Strict(BaseModel):
@@ -123,12 +123,8 @@ def load_task_file(path: Path) -> TaskSpec:
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as e:
-        msgs = []
-        for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            msgs.append(f"key '{loc}': {msg}")
-        raise ConfigError(f"{path}: invalid task definition: " + "; ".join(msgs)) from None
+        raise ConfigError(f"{path}: invalid task definition: " + "; ".join(validation_messages(TaskSpec, e))) \
+            from None
     if spec.primary.metric not in spec.metrics:
         raise ConfigError(f"{path}: key 'primary.metric': {spec.primary.metric!r} is not in 'metrics'")
     return spec.model_copy(update={"source": str(path)})

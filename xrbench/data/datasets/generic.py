@@ -31,7 +31,7 @@ from xrbench.atomic import atomic_write_bytes, publish_dir
 from xrbench.data.base import DatasetLoader, patient_split
 from xrbench.data.paths import safe_join
 from xrbench.data.sample import Box, Sample
-from xrbench.errors import ConfigError, DataError
+from xrbench.errors import ConfigError, DataError, validation_messages
 from xrbench.registry import DATASETS, closest
 
 
@@ -84,9 +84,8 @@ def load_spec(path: Path) -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(data)
     except ValidationError as e:
-        msgs = [f"key '{'.'.join(str(p) for p in err['loc']) or '(top level)'}': "
-                f"{'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}" for err in e.errors()]
-        raise ConfigError(f"{path}: invalid dataset spec: " + "; ".join(msgs)) from None
+        raise ConfigError(f"{path}: invalid dataset spec: " + "; ".join(validation_messages(DatasetSpec, e))) \
+            from None
 
 
 @DATASETS.register("generic")
@@ -104,19 +103,20 @@ class Generic(DatasetLoader):
     def __init__(self, root, *, seed: int = 0, **options: Any):
         super().__init__(root, seed=seed, **options)
         self.data_root = self.root
-        self.spec_path = safe_join(self.data_root, str(self.options["spec"]))
+        self.spec_path = safe_join(self.data_root, str(self.options["spec"]), what="dataset option 'spec'")
         if not self.spec_path.is_file():
             raise DataError(f"dataset spec {self.options['spec']!r} not found in the data root; point "
                             f"--data generic=DIR (or --data-root) at the folder it is relative to",
                             path=self.spec_path)
         self.spec = load_spec(self.spec_path)
         rel = Path(str(self.options["spec"])).parent / self.spec.root
-        self.root = safe_join(self.data_root, str(rel), source=self.spec_path)
+        self.root = safe_join(self.data_root, str(rel), source=self.spec_path,
+                              what="key 'root' (from the spec's folder)")
 
     # -- reading ---------------------------------------------------------------------------
     def load(self) -> list[Sample]:
         spec, cols = self.spec, self.spec.columns
-        table = safe_join(self.root, spec.path, source=self.spec_path)
+        table = safe_join(self.root, spec.path, source=self.spec_path, what="key 'path'")
         if not table.exists():
             raise DataError(f"the dataset's {spec.format} data does not exist (key 'path')", path=table)
         rows, available, fingerprint = _READERS[spec.format](table)
@@ -132,6 +132,12 @@ class Generic(DatasetLoader):
                                 path=table, field=col)
         cache = _Materialiser(fingerprint)
         out = [self._sample(i, dsplit, row, table, cache) for i, (dsplit, row) in enumerate(rows)]
+        first: dict[str, int] = {}
+        for i, s in enumerate(out):  # here, where the rows are known (DatasetLoader.samples checks again)
+            if s.id in first:
+                raise DataError(f"id {s.id!r} is also the id of row {self._row(first[s.id])}; ids must be unique",
+                                path=table, row=self._row(i), field=cols.id or cols.image)
+            first[s.id] = i
         if cache.written:
             self.root = cache.publish()
             out = [_rebase(s, cache) for s in out]
@@ -142,11 +148,16 @@ class Generic(DatasetLoader):
                 s.split = assign[s.patient]
         return out
 
+    def _row(self, i: int) -> int:
+        return i + 2 if self.spec.format == "csv" else i  # CSV rows as a spreadsheet numbers them
+
     def _sample(self, i: int, dsplit: str | None, row: dict, table: Path, cache: "_Materialiser") -> Sample:
-        cols, spec = self.spec.columns, self.spec
-        n = i + 2 if spec.format == "csv" else i  # CSV rows as a spreadsheet numbers them
+        cols = self.spec.columns
+        n = self._row(i)
         image_value = row[cols.image]
         image, rel = self._image(image_value, table, n, cache, f"{dsplit or 'row'}-{i:06d}")
+        if cols.id and _blank(row[cols.id]):
+            raise DataError("empty id cell", path=table, row=n, field=cols.id)
         ident = str(row[cols.id]) if cols.id else (rel or f"{dsplit or 'row'}-{i:06d}")
         given = row[cols.split] if cols.split else dsplit
         split = self._split(given, table, n) if given is not None else "train"  # "train": until split by patient
