@@ -195,3 +195,23 @@ def test_duplicate_ids_name_both_rows(tmp_path):
     with pytest.raises(DataError, match=rf"table\.csv, row 4, field 'path': id '{path(table[2])}' is also the id "
                                         r"of row 3; ids must be unique"):
         DATASETS.get("generic")(root, spec="mine/dataset.yaml").samples()
+
+
+def test_a_task_label_the_dataset_lacks_is_refused_before_any_work(tmp_path, xr_home, encoder_spec, capsys):
+    """`labels: [spots]` in the task used to read as blank (negative) on every image: a run with
+    an all-negative label and exit 0. Now exit 2 naming the task file and the closest label."""
+    from xrbench.cli import main
+
+    root = tmp_path / "data"
+    write_csv_dataset(root)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "my-spots.yaml").write_text(yaml.safe_dump({**TASK, "target": {"type": "binary", "labels": ["spots"]}}))
+    out = tmp_path / "out"
+    code = main(["run", "--model", f"module:{encoder_spec}", "--task", "my-spots", "--include", str(tasks),
+                 "--data", f"generic={root}", "--output", str(out), "--workers", "0", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert (f"{tasks / 'my-spots.yaml'}: key 'target.labels': ['spots'] is not a label of dataset 'generic' "
+            "(its labels: ['spot']). Did you mean: spot?") in err
+    assert not out.exists() and not (xr_home / "features").exists()

@@ -110,6 +110,7 @@ class Runner:
 
     def task_data(self, spec: TaskSpec, family: TaskFamily) -> TaskData:
         loader, synthetic = self._loader(spec)
+        family.check_dataset(loader)
         if self.encoder.meta.is_random and not synthetic:
             raise ModelError(f"model '{self.encoder.meta.name}' has no weights (random-init); random-init "
                              f"runs only on the synthetic demo. Pass --weights PATH or set "

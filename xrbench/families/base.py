@@ -142,6 +142,10 @@ class TaskFamily(ABC):
         """The stratum of a sample for label-fraction subsampling (rare labels must survive)."""
         return ""
 
+    def check_dataset(self, loader) -> None:
+        """Refuse, before any feature is computed, a task that asks the dataset for what it does not
+        have (a label name with a typo would otherwise read as blank on every image)."""
+
     def prepare(self, splits: dict[str, list[Sample]]) -> None:
         """Build what the scorer needs from the non-test splits (:attr:`context_splits`)."""
 

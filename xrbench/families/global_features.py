@@ -20,7 +20,7 @@ from xrbench.families.base import (FAMILIES, FEW_POSITIVES, HeadOutput, Scored, 
                                    aggregate_with_ci)
 from xrbench.metrics.classification import THRESHOLDED, choose_threshold, reliability
 from xrbench.protocols.base import Split
-from xrbench.registry import METRICS, PROTOCOLS
+from xrbench.registry import METRICS, PROTOCOLS, closest
 
 #: below this many feature values a head trains faster on the CPU than on a GPU (L-BFGS line
 #: searches synchronise with the host at every step; measured in docs/benchmarks.md)
@@ -269,6 +269,18 @@ class Classification(GlobalFamily):
             raise ConfigError(f"task {spec.name}: family '{spec.family}' takes a binary, multilabel or "
                               f"multiclass target, not {self.kind!r}")
         self._n_classes: int | None = len(spec.target.labels) or None
+
+    def check_dataset(self, loader) -> None:
+        if self.kind == "multiclass":  # its labels name classes, not label columns
+            return
+        known = list(dict.fromkeys([*loader.label_names, *(k for s in loader.samples() for k in s.labels)]))
+        missing = [k for k in self.spec.target.labels if k not in known]
+        if not known or not missing:
+            return
+        hint = closest(missing[0], known)
+        raise ConfigError(f"{self.spec.source or self.spec.name}: key 'target.labels': {missing} "
+                          f"{'is' if len(missing) == 1 else 'are'} not a label of dataset '{self.spec.dataset}' "
+                          f"(its labels: {known})" + (f". Did you mean: {', '.join(hint)}?" if hint else ""))
 
     def target(self, sample: Sample) -> Any:
         t = self.spec.target

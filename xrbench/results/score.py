@@ -97,6 +97,7 @@ def score_file(spec: TaskSpec, predictions: Path, *, data_root: Path | None = No
     cfg = RunConfig(data_root=data_root, data_roots=data_roots or {}, limit=limit)
     root, _ = resolve_root(spec.dataset, cfg)
     loader = DATASETS.get(spec.dataset)(root, seed=0, **spec.dataset_options)
+    family.check_dataset(loader)
     split = {}
     for name in ("test", *family.context_splits):
         full = limit_samples(loader.split(name), limit)

@@ -109,6 +109,7 @@ class Generic(DatasetLoader):
                             f"--data generic=DIR (or --data-root) at the folder it is relative to",
                             path=self.spec_path)
         self.spec = load_spec(self.spec_path)
+        self.label_names = tuple(self.spec.columns.labels)  # what a task's target.labels may name
         rel = Path(str(self.options["spec"])).parent / self.spec.root
         self.root = safe_join(self.data_root, str(rel), source=self.spec_path,
                               what="key 'root' (from the spec's folder)")
