@@ -1,8 +1,8 @@
 """The ``xrbench`` command line. Each sub-command lives in :mod:`xrbench.commands`.
 
-Exit status (docs/reliability.md): 0 success; 1 bad data, bad weights, a file that cannot be
-read or written, a regression; 2 usage and configuration errors (unknown names, invalid options or
-task files); 130 interrupted. A failure is one line on stderr naming the file, row, field or
+Exit status (docs/reliability.md): 0 success; 1 the machine failed (a file that cannot be read or
+written), a regression, a bad cache entry, or a bug; 2 bad input the user can fix (usage, unknown
+names, options, task and dataset files, weights, a failed ``data check``); 130 interrupted. A failure is one line on stderr naming the file, row, field or
 option at fault; ``--debug`` adds the traceback.
 """
 from __future__ import annotations

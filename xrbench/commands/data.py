@@ -1,7 +1,7 @@
 """``xrbench data check`` and ``xrbench data preview``: validate a dataset folder, look at its ground truth.
 
 Without ``--root`` both work on the synthetic demo data. Exit status of ``check``: 0 when the
-dataset is sound, 1 when anything is wrong (the report says what).
+dataset is sound, 2 when anything is wrong (the report says what): bad input, as everywhere.
 """
 from __future__ import annotations
 
