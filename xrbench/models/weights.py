@@ -27,7 +27,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, pickle with code objects, wrong format
         raise ModelError(f"{path}: cannot be read as a weights file (safetensors, or a torch checkpoint "
-                         f"loadable with weights_only=True): {e.__class__.__name__}: {e}") from None
+                         f"loadable with weights_only=True): {e.__class__.__name__}: {_load_error(e)}") from None
     for key in _NESTED:  # training checkpoints nest the weights
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]
@@ -35,6 +35,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ModelError(f"{path}: expected a mapping of parameter names to tensors")
     return sd
+
+
+def _load_error(e: Exception) -> str:
+    """The part of a ``torch.load`` error that says what is wrong. For a pickle holding code or
+    objects other than tensors, torch's message is a paragraph with terminal escapes that suggests
+    ``weights_only=False``, which xrbench never does: keep only the offending global."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    found = re.search(r"WeightsUnpickler error: (.*?)(?: Please use|$)", text, flags=re.M)
+    if found:
+        return (f"the file holds Python objects other than tensors ({found.group(1).strip()}); save the "
+                f"state_dict alone, or as .safetensors, from code you trust")
+    return text
 
 
 def _looks_like_safetensors(path: Path) -> bool:
