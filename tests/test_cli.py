@@ -134,3 +134,36 @@ def test_a_closed_stdout_pipe_is_no_error(capsys, monkeypatch):
     finally:
         sys.stdout = stdout
     assert "error" not in capsys.readouterr().err
+
+
+def test_score_result_must_be_a_record_of_the_task(capsys, tmp_path):
+    """--result used to crash (internal error, exit 1) on a malformed JSON or a list, exit 1 on a
+    missing file, and took the thresholds of any task's record."""
+    from _results_fixtures import write_result
+
+    write_result(tmp_path, task="chexpert-linear")
+    record = next(tmp_path.rglob("seed0.json"))
+    (tmp_path / "bad.json").write_text("{bad")
+    (tmp_path / "list.json").write_text("[1]")
+    preds = str(tmp_path / "p.csv")
+    for result, needle in [(tmp_path / "bad.json", "bad.json: not a readable JSON file"),
+                           (tmp_path / "nothere.json", "nothere.json: not a readable JSON file"),
+                           (tmp_path / "list.json", "list.json: not a result record"),
+                           (record, "is a record of task 'chexpert-linear', not 'chexpert-knn'")]:
+        assert main(["score", "--task", "chexpert-knn", "--predictions", preds, "--result", str(result)]) == 2
+        assert needle in capsys.readouterr().err
+
+
+def test_score_takes_data_like_run(monkeypatch, tmp_path, capsys):
+    """`--data generic=DIR` (docs/own-dataset.md) works for score as for run."""
+    import xrbench.results.score as score
+
+    seen = {}
+
+    def fake(spec, path, **kw):
+        seen.update(kw)
+        return {"auroc": (0.5, None, None)}
+
+    monkeypatch.setattr(score, "score_file", fake)
+    assert main(["score", "--task", "chexpert-linear", "--predictions", "p.csv", "--data", f"chexpert={tmp_path}"]) == 0
+    assert seen["data_roots"] == {"chexpert": tmp_path} and seen["n_boot"] is None

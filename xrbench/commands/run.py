@@ -39,8 +39,10 @@ def default_device() -> str:
 
 def register(sub) -> None:
     r = sub.add_parser("run", help="evaluate one model on tasks or suites")
-    r.add_argument("--model", required=True, help="registered model name or timm:<architecture>")
-    r.add_argument("--weights", help="local weights file (.safetensors or .pt)")
+    r.add_argument("--model", required=True, help="registered name (xrbench list models) or an adapter: timm:ARCH, hf:DIR, "
+                   "open_clip:DIR, torchscript:FILE, module:pkg.mod:factory (docs/models.md)")
+    r.add_argument("--weights", help="local weights: a .safetensors or .pt file (loaded with weights_only=True), "
+                   "or a folder for the named HF / open_clip models")
     r.add_argument("--allow-partial", action="store_true", help="load a checkpoint with missing or "
                    "unexpected keys instead of refusing it (the keys are recorded in every result)")
     r.add_argument("--text-weights", type=Path, default=None, metavar="DIR",
@@ -53,16 +55,18 @@ def register(sub) -> None:
                    "dataset itself); without it the synthetic demo is used")
     r.add_argument("--data", action="append", type=_data_override, default=[], metavar="DATASET=PATH",
                    help="root of one dataset (repeatable)")
-    r.add_argument("--output", type=Path, default=Path("results"))
+    r.add_argument("--output", type=Path, default=Path("results"), metavar="DIR",
+                   help="where records, predictions and leaderboard.csv go (default: results)")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    r.add_argument("--batch-size", type=int, default=32, help="images per batch, 0 for automatic (on CUDA halved for the "
-                   "rest of the run on out-of-memory)")
-    r.add_argument("--workers", type=int, default=min(4, max(0, (os.cpu_count() or 1) - 1)))
+    r.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32), 0 for automatic (on CUDA "
+                   "halved for the rest of the run on out-of-memory)")
+    r.add_argument("--workers", type=int, default=min(4, max(0, (os.cpu_count() or 1) - 1)),
+                   help="image-reading processes (0: in the main process; default: CPUs - 1, at most 4)")
     r.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
     r.add_argument("--seeds", type=_ints, default=None, help="several seeds, e.g. 0,1,2")
     r.add_argument("--label-fraction", type=_floats, default=(1.0,), help="e.g. 0.01,0.1,1.0")
     r.add_argument("--limit", type=int, default=None, help="at most N images per split (smoke tests)")
-    r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for CIs")
+    r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for CIs: 0 (none) or 100..100000 (default 1000)")
     r.add_argument("--no-pixel-cache", dest="pixel_cache", action="store_false",
                    help="decode every image again instead of reading the decoded pixels cached by an "
                    "earlier encoder of the same input size")
