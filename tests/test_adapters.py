@@ -190,6 +190,9 @@ def test_module_factory_with_strict_weights_runs(tmp_path, monkeypatch):
     check_record(run_chexpert(loaded, tmp_path), loaded)
     with pytest.raises(ModelError, match=r"cannot import 'nope_pkg.enc' \(No module named 'nope_pkg'\); is it on PYTHONPATH"):
         create_encoder("module:nope_pkg.enc:make")
+    module, factory = spec.rsplit(":", 1)
+    with pytest.raises(ModelError, match=rf"'{module}' has no factory '{factory}x'\. Did you mean: {factory}\?"):
+        create_encoder(f"module:{spec}x")
 
 
 def test_timm_blocks_and_partial_checkpoint_recorded_through_cli(tmp_path, monkeypatch, capsys):

@@ -18,6 +18,7 @@ strict, safe loader as every other adapter.
 from __future__ import annotations
 
 import importlib
+import warnings
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -100,7 +101,9 @@ def create_torchscript_encoder(spec: str, *, allow_partial: bool = False, **decl
     if not isinstance(meta, dict):
         raise ModelError(f"{side}: expected a JSON object of encoder metadata")
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch's own deprecation notice, nothing the user can act on
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError) as e:
         raise ModelError(f"{path}: not a TorchScript archive (torch.jit.save output): {e}") from None
     source = str(side or f"{path} (no sidecar {path.name}.json)")
@@ -116,11 +119,16 @@ def create_module_encoder(spec: str, *, weights: str | None = None, allow_partia
     if not sep or not mod_name or not attr:
         raise ModelError(f"module:{spec}: expected module:package.module:factory")
     try:
-        factory = getattr(importlib.import_module(mod_name), attr)
+        mod = importlib.import_module(mod_name)
     except ImportError as e:
         raise ModelError(f"module:{spec}: cannot import '{mod_name}' ({e}); is it on PYTHONPATH?") from None
-    except AttributeError:
-        raise ModelError(f"module:{spec}: '{mod_name}' has no attribute '{attr}'") from None
+    factory = getattr(mod, attr, None)
+    if not callable(factory):
+        from xrbench.registry import closest
+
+        hint = closest(attr, [n for n, v in vars(mod).items() if callable(v) and not n.startswith("_")])
+        raise ModelError(f"module:{spec}: '{mod_name}' has no factory '{attr}'"
+                         + (f". Did you mean: {', '.join(hint)}?" if hint else ""))
     built = factory(**options)
     if isinstance(built, Encoder):
         enc = built
