@@ -56,6 +56,9 @@ def test_dataset_hash_mismatch_is_refused_naming_task_hashes_and_files(tmp_path,
 @pytest.mark.parametrize("field,kw,needle", [
     ("task_version", {"task_version": 2}, "task_version disagrees (the task definition changed): '1'"),
     ("config_hash", {"config_hash": "f" * 16}, "config_hash disagrees"),
+    # a record hashes the samples it evaluated, so another --limit lands here too: the reason says so
+    ("dataset_hash", {"dataset_hash": "e" * 16},
+     "dataset_hash disagrees (the evaluated samples differ: other dataset files, or another --limit): 'dddd"),
     ("data", {"data": "real"}, "data disagrees (synthetic-demo and real results never mix): 'synthetic-demo'"),
 ])
 def test_other_incomparable_facts_are_refused(tmp_path, field, kw, needle):

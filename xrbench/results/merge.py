@@ -24,7 +24,7 @@ _CSV_REQUIRED = (*KEY, "task_version", "metric", "direction", "value", "ci_low",
 #: the facts that must agree between every result of one task, with why they matter
 COMPARABLE = {
     "task_version": "the task definition changed",
-    "dataset_hash": "the dataset files differ",
+    "dataset_hash": "the evaluated samples differ: other dataset files, or another --limit",
     "config_hash": "the task configuration differs",
     "data": "synthetic-demo and real results never mix",
     "metric": "the primary metric differs",
