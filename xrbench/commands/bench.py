@@ -21,14 +21,14 @@ from pathlib import Path
 
 def register(sub) -> None:
     b = sub.add_parser("bench", help="measure forward, decode and end-to-end extraction rates on this machine")
-    b.add_argument("--model", required=True)
-    b.add_argument("--weights")
-    b.add_argument("--dataset", default="chexpert", help="dataset (its demo unless --data-root)")
+    b.add_argument("--model", required=True, help="as for xrbench run: a registered name or an adapter prefix")
+    b.add_argument("--weights", help="local weights, as for xrbench run")
+    b.add_argument("--dataset", default="chexpert", help="dataset (its demo unless --data-root; default chexpert)")
     b.add_argument("--data-root", type=Path, help="the dataset's folder (default: the synthetic demo)")
     b.add_argument("--limit", type=int, default=None, help="at most N images")
-    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decode workers (default: all cores)")
-    b.add_argument("--device", default=None)
+    b.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     b.add_argument("--source-size", type=_size, default=None, metavar="HxW",
                    help="first rewrite each image as a JPEG of this size (e.g. 3000x2500, MIMIC-CXR-JPG's "
                         "typical; quality 95, detector-like noise) to stand in for full-size radiographs: "

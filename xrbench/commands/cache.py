@@ -15,7 +15,9 @@ CACHES = ("features", "pixels", "text")
 
 def register(sub) -> None:
     c = sub.add_parser("cache", help="report, verify and prune the feature / pixel / text caches")
-    c.add_argument("action", choices=["list", "prune", "verify"])
+    c.add_argument("action", choices=["list", "prune", "verify"],
+                   help="list: entries and sizes; verify: checksum every entry, exit 1 naming bad ones; "
+                        "prune: remove entries older than --older-than DAYS")
     c.add_argument("--older-than", type=float, metavar="DAYS",
                    help="prune: remove entries not written for DAYS days (required for prune)")
     c.add_argument("--home", type=Path, help="cache home (default $XRBENCH_HOME)")
