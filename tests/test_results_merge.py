@@ -191,3 +191,19 @@ def test_markdown_table_bold_best_and_provenance():
     assert md[i + 3] == "| 2 | B\\|x | w | 1 | 2.00 | 0.700 [0.650, 0.750] |"
     assert "| t1 | linear | 3 | auroc | real | dh | ch | 40 |" in md
     assert not any("synthetic demo data" in line for line in md)
+
+
+def test_run_summary_shows_the_csv_numbers_for_several_seeds(tmp_path):
+    """The table `xrbench run` prints showed the first seed's CI beside the seed mean, while the
+    leaderboard CSV has the mean of the seeds' bounds: two different intervals for one row."""
+    from xrbench.results import leaderboard
+    from xrbench.results.record import ResultRecord
+    from xrbench.results.summary import summary_table
+
+    recs = [ResultRecord.read(write_result(tmp_path, seed=k, value=v, ci=ci))
+            for k, v, ci in [(0, 0.8, (0.7, 0.9)), (1, 0.7, (0.5, 0.8))]]
+    row = leaderboard.rows_of(recs)[0]
+    assert (row["value"], row["ci_low"], row["ci_high"]) == ("0.75", "0.6", "0.85")
+    line = summary_table(recs).splitlines()[2]
+    assert "0.750 ± 0.071  [0.600, 0.850]" in line
+    assert summary_table(recs).splitlines()[0].split()[6] == "n_scored"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xrbench.results.leaderboard import _mean, _nan
 from xrbench.results.record import ResultRecord
 
 
@@ -11,20 +12,24 @@ def _num(v) -> str:
 
 
 def summary_table(records: list[ResultRecord]) -> str:
-    """One line per (task, label fraction); several seeds show mean ± sd and the first seed's CI."""
+    """One line per (task, label fraction), with the leaderboard CSV's numbers: several seeds show
+    mean ± sd and the mean of the seeds' CI bounds (docs/results.md, "Seeds"). ``n_scored`` is what
+    the metric is computed on (studies for per-study tasks, queries for retrieval), which the CSV's
+    ``n_test`` (images) is not."""
     groups: dict[tuple, list[ResultRecord]] = {}
     for r in records:
         groups.setdefault((r.task, r.model, r.label_fraction), []).append(r)
-    head = (f"{'task':24s} {'model':27s} {'metric':12s} {'value':>13s}  {'95% CI':16s} {'n_test':>6s} "
+    head = (f"{'task':24s} {'model':27s} {'metric':12s} {'value':>13s}  {'95% CI':16s} {'n_scored':>8s} "
             f"{'lf':>5s} {'data':14s} weights")
     lines = [head, "-" * len(head)]
     for (task, model, lf), recs in groups.items():
         first = recs[0]
         vals = np.array([r.primary.value for r in recs], dtype=float)
         value = _num(vals.mean()) + (f" ± {vals.std(ddof=1):.3f}" if len(recs) > 1 else "")
-        p = first.primary
+        low = _mean([_nan(r.primary.ci_low) for r in recs])
+        high = _mean([_nan(r.primary.ci_high) for r in recs])
         lines.append(f"{task:24s} {model[:27]:27s} {first.primary_metric[:12]:12s} {value:>13s}  "
-                     f"[{_num(p.ci_low)}, {_num(p.ci_high)}] {first.n.get('test_scored', first.n['test']):>6d} {lf:>5g} "
+                     f"[{_num(low)}, {_num(high)}] {first.n.get('test_scored', first.n['test']):>8d} {lf:>5g} "
                      f"{first.data:14s} {first.weights}")
         if (first.pretraining_overlap or {}).get("status") == "overlap":
             lines.append(f"{'':24s} ! leaked: {first.pretraining_overlap['n']} test image(s) are in the "
