@@ -137,3 +137,8 @@ def test_rescoring_a_perfect_file_gives_one_and_a_malformed_box_is_refused(groun
     bad.write_text("\n".join([lines[0], *map(json.dumps, rows)]) + "\n")
     with pytest.raises(DataError, match="x0 <= x1"):
         score_file(spec, bad, n_boot=0)
+    for box in ([0, 0, float("inf"), 20], [0, 0, True, 20]):  # inf was scored (IoU of an infinite box)
+        rows[0]["prediction"] = box
+        bad.write_text("\n".join([lines[0], *map(json.dumps, rows)]) + "\n")
+        with pytest.raises(DataError, match=r"row 2, field 'prediction': expected a box .* of finite numbers"):
+            score_file(spec, bad, n_boot=0)

@@ -152,3 +152,33 @@ def test_ceph_landmarks_on_the_demo_is_rescored_and_compared_exactly(tmp_path, m
     assert again == {k: (m.value, m.ci_low, m.ci_high) for k, m in rec.metrics.items()}
     (c,) = compare([tmp_path / "out"], [tmp_path / "out"], n_boot=200).comparisons
     assert c.paired and c.verdict == "same" and c.delta == 0.0 and c.metric == "mre_mm"
+
+
+def test_predictions_made_elsewhere_minimal_v2_file(tmp_path, monkeypatch, spec):
+    """docs/results.md, 'Predictions made elsewhere': a header with format, version and task, then
+    {"id", "prediction"} rows. Every point 3 px right and 4 px down of the truth at 0.1 mm per
+    pixel is a radial error of 0.5 mm on every landmark."""
+    from xrbench.data.demo import dataset_root
+    from xrbench.errors import DataError
+    from xrbench.registry import DATASETS
+    from xrbench.results.merge import ResultsError
+    from xrbench.results.score import score_file
+
+    monkeypatch.setenv("XRBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XRBENCH_DEMO_SCALE", "0.25")
+    test = DATASETS.get("isbi2015-ceph")(dataset_root("isbi2015-ceph", None), seed=0,
+                                         **spec.dataset_options).split("test")
+    assert {s.spacing_mm for s in test} == {0.1}
+    head = json.dumps({"format": "xrbench-predictions", "version": 2, "task": "ceph-landmarks"})
+    rows = [json.dumps({"id": s.id, "prediction": (np.asarray(s.landmarks) + [3.0, 4.0]).tolist()}) for s in test]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join([head, *rows]) + "\n")
+    got = score_file(spec, path, n_boot=0)
+    assert got["mre_mm"][0] == pytest.approx(0.5) and got["sdr@2mm"][0] == 1.0
+    path.write_text("\n".join([head, *rows, rows[0]]) + "\n")
+    with pytest.raises(ResultsError, match=rf"line {len(rows) + 2}: id '{test[0].id}' is also on line 2"):
+        score_file(spec, path, n_boot=0)
+    flat = tmp_path / "flat.csv"
+    flat.write_text("id,score\n" + "".join(f"{s.id},1\n" for s in test[:3]))
+    with pytest.raises(DataError, match="task family 'landmarks' takes predictions in the version-2 JSONL"):
+        score_file(spec, flat, n_boot=0)

@@ -234,8 +234,8 @@ class TaskFamily(ABC):
 
     def predictions_from_columns(self, ids: list[str], cols: dict[str, list], *, path) -> dict[str, Any]:
         """Predictions from a flat CSV/JSONL file made elsewhere (``score:<label>``, ``rank:k``)."""
-        raise DataError(f"task family '{self.name}' takes predictions in the version-2 JSONL format "
-                        f"(docs/results.md), not a flat table", path=path)
+        raise DataError(f"task family '{self.spec.family}' takes predictions in the version-2 JSONL format "
+                        f"(docs/results.md, 'Predictions made elsewhere'), not a flat table", path=path)
 
     def header(self) -> dict:
         """What a predictions file needs, besides the task definition, to be re-aggregated."""

@@ -33,6 +33,7 @@
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -284,9 +285,10 @@ class Grounding(TaskFamily):
     # -- scorer ---------------------------------------------------------------------------
     def prediction_from_row(self, row: dict, *, path, line: int) -> Any:
         pred = super().prediction_from_row(row, path=path, line=line)
-        ok = isinstance(pred, list) and len(pred) == 4 and all(isinstance(v, (int, float)) for v in pred)
+        ok = isinstance(pred, list) and len(pred) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pred)
         if not ok or not (pred[0] <= pred[2] and pred[1] <= pred[3]):
-            raise DataError(f"expected a box [x0, y0, x1, y1] with x0 <= x1, y0 <= y1; got {pred!r}",
+            raise DataError(f"expected a box [x0, y0, x1, y1] of finite numbers with x0 <= x1, y0 <= y1; got {pred!r}",
                             path=path, row=line, field="prediction")
         return [float(v) for v in pred]
 

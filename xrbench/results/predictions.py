@@ -92,7 +92,7 @@ def read_rows(path: Path) -> tuple[dict, list[dict]]:
         raise ResultsError(f"{path}: not an xrbench predictions file (version 2 JSONL)")
     if head.get("version") != VERSION:
         raise ResultsError(f"{path}: predictions version {head.get('version')!r}; this xrbench reads {VERSION}")
-    rows = []
+    rows, lines = [], {}
     with open(path) as f:
         next(f)
         for i, line in enumerate(f, start=2):
@@ -104,10 +104,11 @@ def read_rows(path: Path) -> tuple[dict, list[dict]]:
                 raise ResultsError(f"{path}: line {i}: not JSON ({e.msg})") from None
             if not isinstance(row, dict) or "id" not in row:
                 raise ResultsError(f"{path}: line {i}: expected an object with an 'id'")
+            if str(row["id"]) in lines:
+                raise ResultsError(f"{path}: line {i}: id {str(row['id'])!r} is also on line {lines[str(row['id'])]}; "
+                                   f"unit ids must be unique")
+            lines[str(row["id"])] = i
             rows.append(row)
-    ids = [str(r["id"]) for r in rows]
-    if len(set(ids)) != len(ids):
-        raise ResultsError(f"{path}: unit ids are not unique")
     return head, rows
 
 

@@ -121,8 +121,8 @@ def score_file(spec: TaskSpec, predictions: Path, *, data_root: Path | None = No
         n_boot = head.get("n_boot", 1000) if n_boot is None else n_boot
     else:
         ids, cols = read_predictions(path)
+        preds = family.predictions_from_columns(ids, cols, path=path)  # first: a dense task takes no flat file
         check_ids(ids, [u.id for u in units], path)
-        preds = family.predictions_from_columns(ids, cols, path=path)
     if thresholds:
         state["thresholds"] = {**state.get("thresholds", {}), **thresholds}
     truths = [family.truth(u, test) for u in units]
