@@ -215,3 +215,28 @@ def test_a_task_label_the_dataset_lacks_is_refused_before_any_work(tmp_path, xr_
     assert (f"{tasks / 'my-spots.yaml'}: key 'target.labels': ['spots'] is not a label of dataset 'generic' "
             "(its labels: ['spot']). Did you mean: spot?") in err
     assert not out.exists() and not (xr_home / "features").exists()
+
+
+def test_a_class_index_outside_the_classes_is_refused(tmp_path):
+    """With `classes: [a, b]` a value 7 was taken as class 7 (data check: OK); a multiclass task then
+    stopped with an internal error (a tensor shape mismatch in the head)."""
+    from xrbench.families import create_family
+    from xrbench.tasks.schema import TaskSpec
+
+    root = tmp_path / "data"
+    spec = write_csv_dataset(root)
+    table = (root / "mine" / "table.csv").read_text().splitlines()
+    grades = ["grade"] + [str(i % 2) for i in range(len(table) - 1)]
+    grades[3] = "7"
+    (root / "mine" / "table.csv").write_text("\n".join(f"{a},{b}" for a, b in zip(table, grades)) + "\n")
+    spec["columns"]["target"] = "grade"
+    (root / "mine" / "dataset.yaml").write_text(yaml.safe_dump({**spec, "classes": ["a", "b"]}))
+    with pytest.raises(DataError, match=r"table\.csv, row 4, field 'grade': '7' is neither one of the classes "
+                                        r"\['a', 'b'\] nor a class index 0\.\.1"):
+        DATASETS.get("generic")(root, spec="mine/dataset.yaml").samples()
+    (root / "mine" / "dataset.yaml").write_text(yaml.safe_dump(spec))  # no classes: 7 is a number
+    sample = next(s for s in DATASETS.get("generic")(root, spec="mine/dataset.yaml").samples() if s.target == 7)
+    task = TaskSpec.model_validate({**TASK, "target": {"type": "multiclass", "labels": ["a", "b"]},
+                                    "metrics": ["accuracy"], "primary": {"metric": "accuracy"}})
+    with pytest.raises(DataError, match=rf"sample '{sample.id}': class 7 is outside the task's 2 classes"):
+        create_family(task).target(sample)

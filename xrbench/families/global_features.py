@@ -285,7 +285,12 @@ class Classification(GlobalFamily):
     def target(self, sample: Sample) -> Any:
         t = self.spec.target
         if self.kind == "multiclass":
-            return int(sample.target)
+            k = int(sample.target)
+            if t.labels and not 0 <= k < len(t.labels):  # would reach the head as a shape mismatch
+                raise DataError(f"sample '{sample.id}': class {sample.target!r} is outside the task's "
+                                f"{len(t.labels)} classes {t.labels} (key 'target.labels')", path=sample.image,
+                                field="target")
+            return k
         row = apply_uncertainty({k: sample.labels.get(k, float("nan")) for k in t.labels}, t.uncertain, t.blank)
         return [float(row[k]) for k in t.labels]
 

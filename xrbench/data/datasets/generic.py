@@ -203,6 +203,9 @@ class Generic(DatasetLoader):
             raise DataError(f"{value!r} is not a number" + (f" nor one of the classes {self.spec.classes}"
                             if self.spec.classes else " (give 'classes' to map names to indices)"),
                             path=table, row=row, field=self.spec.columns.target) from None
+        if self.spec.classes is not None and not (x.is_integer() and 0 <= x < len(self.spec.classes)):
+            raise DataError(f"{value!r} is neither one of the classes {self.spec.classes} nor a class index "
+                            f"0..{len(self.spec.classes) - 1}", path=table, row=row, field=self.spec.columns.target)
         return int(x) if x.is_integer() else x
 
     # -- demo ----------------------------------------------------------------------------------
