@@ -113,7 +113,7 @@ def test_score_reproduces_run_and_refuses_bad_ids(toy, tmp_path, tiny_encoder):
     assert got["auroc"] == (rec.primary.value, rec.primary.ci_low, rec.primary.ci_high)
     for name, body, needle in [
         ("dup.csv", lines + [lines[1]], "1 duplicated id"),
-        ("missing.csv", lines[:-1], "1 missing id"),
+        ("missing.csv", lines[:-1], r"1 missing id.*; a run with --limit N is scored with the same --limit N"),
         ("unknown.csv", lines + ["999,p9,0.5"], "1 unknown id"),
         ("nan.csv", lines[:3] + [lines[3].rsplit(",", 1)[0] + ",nan"] + lines[4:],
          "field 'score:spot': score 'nan' of id '" + lines[3].split(",")[0] + "' is not a finite number"),

@@ -79,8 +79,10 @@ def check_ids(found: list[str], expected: list[str], path: Path) -> None:
         if ids:
             problems.append(f"{len(ids)} {what} id(s), e.g. {ids[:5]}")
     if problems:
+        hint = ("; a run with --limit N is scored with the same --limit N" if missing and not unknown and not dups
+                else "")
         raise DataError("predictions do not match the task's test samples: " + "; ".join(problems)
-                        + f" (expected {len(expected)} ids)", path=path)
+                        + f" (expected {len(expected)} ids){hint}", path=path)
 
 
 def score_file(spec: TaskSpec, predictions: Path, *, data_root: Path | None = None,
