@@ -40,15 +40,19 @@ def run(args: argparse.Namespace) -> int:
         import xrbench.data.datasets  # noqa: F401
         from xrbench.registry import DATASETS
 
-        for name, cls in DATASETS.items():
-            print(f"{name:16s} {cls.anatomy:14s} {cls.title}")
+        rows = [(name, cls.anatomy, cls.title) for name, cls in DATASETS.items()]
+        widths = [max(len(r[i]) for r in rows) for i in range(2)]
+        for name, anatomy, title in rows:
+            print(f"{name:{widths[0]}s}  {anatomy:{widths[1]}s}  {title}")
     else:
         from xrbench.tasks.catalog import TaskCatalog
 
         cat = TaskCatalog(args.include)
         if args.what == "tasks":
-            for name, spec in cat.tasks.items():
-                print(f"{name:26s} {spec.dataset:14s} {spec.family:12s} {spec.primary.metric}")
+            rows = [(name, spec.dataset, spec.family, spec.primary.metric) for name, spec in cat.tasks.items()]
+            widths = [max(len(r[i]) for r in rows) for i in range(3)] if rows else [0, 0, 0]
+            for r in rows:  # columns as wide as their longest entry (report-generation, user tasks)
+                print("  ".join(f"{v:{w}s}" for v, w in zip(r[:3], widths)) + "  " + r[3])
         else:
             for name, tasks in sorted(cat.suites.items()):
                 print(f"{name:12s} {len(tasks)} tasks: {', '.join(tasks)}")
