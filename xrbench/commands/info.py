@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, default=str))
         return 0
     width = max(len(k) for k in info)
+    if info.get("patch_dim") is None:  # None means "as wide as the global feature", not "unknown"
+        info["patch_dim"] = f"{m.embed_dim} (= embed_dim)"
     for k, v in info.items():
         if k != "preprocessing":
             print(f"{k:{width}s}  {v}")
