@@ -170,3 +170,17 @@ def test_score_takes_data_like_run(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(score, "score_file", fake)
     assert main(["score", "--task", "chexpert-linear", "--predictions", "p.csv", "--data", f"chexpert={tmp_path}"]) == 0
     assert seen["data_roots"] == {"chexpert": tmp_path} and seen["n_boot"] is None
+
+
+def test_a_data_root_no_task_reads_is_named(tmp_path, capsys):
+    """`--data chexpert=DIR --task mura-linear` ran mura on the demo data without a word (the
+    SYNTHETIC banner was also suppressed as soon as any --data was given)."""
+    from xrbench.commands.preflight import check_roots
+    from xrbench.tasks.catalog import TaskCatalog
+
+    specs = TaskCatalog().resolve("mura-linear")
+    assert check_roots(specs, None, {"chexpert": tmp_path}) == ()
+    assert ("warning: --data chexpert=... is not used: no selected task reads 'chexpert' (they read mura)"
+            in capsys.readouterr().err)
+    assert check_roots(specs, None, {"mura": tmp_path}) == ("mura",)
+    assert "warning" not in capsys.readouterr().err

@@ -144,6 +144,10 @@ def check_roots(specs: list, data_root: Path | None, data_roots: dict[str, Path]
     if data_root is not None and not Path(data_root).expanduser().is_dir():
         raise ConfigError(f"--data-root {data_root}: no such folder")
     used = dict.fromkeys(s.dataset for s in specs)
+    for name in data_roots:
+        if name not in used:  # a typo'd --task, or a --data meant for another run: say so, do not stop
+            print(f"[xrbench] warning: --data {name}=... is not used: no selected task reads '{name}' "
+                  f"(they read {', '.join(used)})", file=sys.stderr)
     return tuple(d for d in used if d in data_roots or data_root is not None)
 
 

@@ -104,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
                     seeds=plan.seeds, label_fractions=args.label_fraction, limit=args.limit,
                     n_boot=args.bootstrap, pixel_cache=args.pixel_cache, compile=args.compile,
                     pretraining_manifest=args.pretraining_manifest)
-    if args.data_root is None and not args.data:
-        print("[xrbench] no --data-root: using the SYNTHETIC demo data (phantoms in the official "
+    demo = [d for d in dict.fromkeys(s.dataset for s in specs) if d not in plan.real]
+    if demo:  # also when --data covers only some of the tasks' datasets
+        print(f"[xrbench] no --data-root{'' if not args.data else ' or --data'} for "
+              f"{', '.join(demo)}: using the SYNTHETIC demo data (phantoms in the official "
               "layouts); numbers are real numbers on synthetic images", file=sys.stderr)
     records = Runner(encoder, cfg).run(specs)
     if dist.is_main():
