@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     specs = TaskCatalog(args.include).resolve(args.task)
     if len(specs) != 1:
         raise ConfigError("--task must name exactly one task")
+    from xrbench.commands.preflight import check_roots
+
+    check_roots(specs, args.data_root, dict(args.data))  # as for run: unknown names, missing folders
     thresholds = {}
     if args.result:
         from xrbench.results.merge import read_record
