@@ -130,6 +130,20 @@ def test_constant_features_reach_the_head_output():
     assert "constant_features: 6 of 8 feature dimensions are constant on train" in out.warnings
 
 
+def test_constant_test_predictions_warn_and_varied_ones_do_not():
+    from xrbench.families.base import Unit, score_units
+
+    fam = create_family(spec())
+    units = [Unit(f"u{i}", f"p{i}", f"u{i}", [i]) for i in range(12)]
+    truth = [[float(i % 2)] for i in range(12)]
+    flat = score_units(fam, units, truth, [[0.3]] * 12, {}, n_boot=50, seed=0)
+    assert "constant_predictions: all 12 test predictions are identical" in flat.warnings
+    assert flat.metrics["auroc"][0] == 0.5
+    varied = score_units(fam, units, truth, [[0.1 * i] for i in range(12)], {},
+                         n_boot=50, seed=0)
+    assert not any(w.startswith("constant_predictions") for w in varied.warnings)
+
+
 def test_selected_weight_decay_at_the_edge_of_its_grid_warns():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 6)).astype(np.float32)

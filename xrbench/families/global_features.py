@@ -42,6 +42,15 @@ def probe_device(device: str, n_values: int) -> str:
     return device if device.startswith("cuda") and n_values >= PROBE_GPU_MIN else "cpu"
 
 
+def constant_prediction_warnings(scores: np.ndarray) -> list[str]:
+    """Every test unit got the same score: the head predicts a constant (collapsed features, or
+    nothing learnable), so its AUROC is 0.5 and its kappa 0 by construction, not by measurement."""
+    s = np.asarray(scores, dtype=np.float64)
+    if len(s) < 2 or np.ptp(s, axis=0).max(initial=0.0) > 1e-12 * max(1.0, float(np.abs(s).max())):
+        return []
+    return [f"constant_predictions: all {len(s)} test predictions are identical"]
+
+
 def feature_warnings(x: np.ndarray) -> list[str]:
     """Near-constant training features: an encoder that collapsed (or a broken checkpoint) still
     gives numbers, a probe on them is a probe on the bias."""
@@ -344,7 +353,8 @@ class Classification(GlobalFamily):
     def test_warnings(self, table: dict[str, np.ndarray]) -> list[str]:
         what = "members" if self.kind == "multiclass" else "positives"
         return [f"few_test_positives: {n} has {p} test {what} (< {FEW_POSITIVES})"
-                for n, (p, known) in self._label_counts(table["y"]).items() if known and p < FEW_POSITIVES]
+                for n, (p, known) in self._label_counts(table["y"]).items()
+                if known and p < FEW_POSITIVES] + constant_prediction_warnings(table["s"])
 
     def val_warnings(self, val_truth: np.ndarray) -> list[str]:
         counts = self._label_counts(val_truth)
@@ -388,6 +398,8 @@ class Regression(GlobalFamily):
     def y_array(self, samples: Sequence[Sample]) -> np.ndarray:
         return np.array([self.target(s) for s in samples], dtype=np.float64)
 
+    def test_warnings(self, table: dict[str, np.ndarray]) -> list[str]:
+        return constant_prediction_warnings(table["s"])
 
 
 @FAMILIES.register("retrieval")
