@@ -78,11 +78,13 @@ def no_java(monkeypatch):
     monkeypatch.setattr(scores.shutil, "which", lambda name: None)
 
 
-def test_tokenize_lowercases_and_drops_punctuation():
+def test_tokenize_lowercases_and_drops_punctuation_as_ptbtokenizer_does():
+    # PTBTokenizer's values (checked against the jar): "(" is "-lrb-", which pycocoevalcap keeps
     assert tokenize("The heart is ENLARGED (4.2 cm); x-ray r/o PTX, T-12 fx. 1. No!") == \
-        "the heart is enlarged 4.2 cm x-ray r/o ptx t-12 fx 1 no"
+        "the heart is enlarged -lrb- 4.2 cm -rrb- x-ray r/o ptx t-12 fx 1 no"
     assert tokenize("  ...  ") == ""
-    assert tokenize("Effusion.Pneumothorax") == "effusion pneumothorax"  # a full stop between words splits
+    assert tokenize("Effusion.Pneumothorax") == "effusion.pneumothorax"  # no space: one PTB word
+    assert tokenize("effusion. pneumothorax") == "effusion pneumothorax"
 
 
 def test_values_equal_pycocoevalcap_called_directly(no_java):
