@@ -173,6 +173,13 @@ def test_head_cache_key_follows_inputs_and_code(toy, tmp_path, tiny_encoder, mon
     for change in ({"seed": 1}, {"fraction": 0.5}, {"device": "cuda:0"}, {"kept": [["1"], ["2"], ["4"]]},
                    {"feature_keys": ["a", "b", "d"]}, {"dataset_hash": "d1"}):
         assert head_cache.head_key(family, **{**kw, **change}) != k, change
+    code = head_cache.code_hash(family)
+    real = head_cache._source_hash
+    for edited in ("metrics/nlg/scores.py", "metrics/classification.py", "text/labeller.py", "protocols/linear.py"):
+        # the report decoder's words come from the NLG tokenizer, heads select on val metrics
+        monkeypatch.setattr(head_cache, "_source_hash", lambda f, e=edited: real(f) + ("x" if f.endswith(e) else ""))
+        assert head_cache.code_hash(family) != code, edited
+    monkeypatch.setattr(head_cache, "_source_hash", real)
     monkeypatch.setattr(head_cache, "code_hash", lambda f: "changed")
     assert head_cache.head_key(family, **kw) != k  # edited head code never serves a stale output
 

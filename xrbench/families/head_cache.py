@@ -28,12 +28,18 @@ def _source_hash(module_file: str) -> str:
 
 
 def code_hash(family: TaskFamily) -> str:
-    """The source of the family's module, its base classes' modules and the protocols."""
+    """The source of the family's module, its base classes' modules, the protocols, and the metrics
+    and text packages: heads select on val metrics, and the report decoder's vocabulary is built
+    with the NLG tokenizer, so a change there changes the head (it did: a new tokenizer once reused
+    decoders trained on the old one's words)."""
     import xrbench.families.base as base
+    import xrbench.metrics as metrics
     import xrbench.protocols as protocols
+    import xrbench.text as text
 
     files = {inspect.getfile(c) for c in type(family).__mro__ if c.__module__.startswith("xrbench.")}
     files |= {base.__file__} | {str(p) for p in Path(protocols.__file__).parent.glob("*.py")}
+    files |= {str(p) for pkg in (metrics, text) for p in Path(pkg.__file__).parent.rglob("*.py")}
     return hashlib.sha256("".join(_source_hash(f) for f in sorted(files)).encode()).hexdigest()[:16]
 
 
