@@ -18,8 +18,8 @@ _CITATIONS = {
     "meteor": "Denkowski and Lavie, Meteor Universal: Language Specific Translation Evaluation, WMT 2014.",
 }
 _INPUTS = """predictions: list of generated reports (str); references: one reference report (str) per
-prediction. Text is tokenised by xrbench.metrics.nlg.scores.tokenize (lower-case, punctuation
-dropped). compute(..., per_sample=True) adds per_sample_<key> lists (per report)."""
+prediction. Text is tokenised by xrbench.metrics.nlg.scores.tokenize (pycocoevalcap's
+PTBTokenizer and punctuation removal, computed in Python). compute(..., per_sample=True) adds per_sample_<key> lists (per report)."""
 
 
 def metric_info(family: str, description: str) -> evaluate.MetricInfo:
