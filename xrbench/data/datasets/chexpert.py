@@ -77,7 +77,7 @@ class CheXpert(DatasetLoader):
     source = "https://stanfordmlgroup.github.io/competitions/chexpert/"
     licence = "Stanford University School of Medicine CheXpert Dataset Research Use Agreement (non-commercial)"
     label_names = OBSERVATIONS
-    demo_size = 400
+    demo_size = 200
 
     def load(self) -> list[Sample]:
         folder = locate_root(self.root, "train.csv", "train.csv.gz", "valid.csv", "valid.csv.gz")

@@ -62,7 +62,7 @@ class FracAtlas(DatasetLoader):
     licence = "CC BY 4.0"
     label_names = ("fractured", "hardware")
     options_spec = {"split": ("seeded", ("seeded", "official-fractured"))}
-    demo_size = 160
+    demo_size = 110
 
     def load(self) -> list[Sample]:
         folder = locate_root(self.root, "images/Fractured")

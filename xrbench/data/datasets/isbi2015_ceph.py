@@ -54,7 +54,7 @@ class ISBI2015Ceph(DatasetLoader):
     label_names = ()
     options_spec = {"annotation": ("average", ("average", "senior", "junior")),
                     "test_set": ("test1", ("test1", "test2", "both"))}
-    demo_size = 160
+    demo_size = 120
 
     def load(self) -> list[Sample]:
         readers = {"average": ("400_senior", "400_junior")}.get(self.options["annotation"],

@@ -50,7 +50,7 @@ class KneeOA(DatasetLoader):
     source = "https://www.kaggle.com/datasets/shashwatwork/knee-osteoarthritis-dataset-with-severity"
     licence = "Kaggle mirror of Chen 2018 (Mendeley Data, reportedly CC BY 4.0); OAI data use terms apply"
     label_names = ()
-    demo_size = 180
+    demo_size = 110
     official_splits_share_patients = True
 
     def load(self) -> list[Sample]:

@@ -84,7 +84,7 @@ class MIMICCXR(DatasetLoader):
     label_names = LABELS
     options_spec = {"views": (("PA", "AP"), None), "reports_root": (None, None),
                     "labels": ("chexpert", ("chexpert", "negbio"))}
-    demo_size = 160
+    demo_size = 130
 
     def load(self) -> list[Sample]:
         views = _views(self.options["views"])

@@ -50,7 +50,7 @@ class MSCXR(DatasetLoader):
     licence = "PhysioNet Credentialed Health Data License 1.5.0 (requires MIMIC-CXR access)"
     label_names = ()
     options_spec = {"mimic_root": (None, None)}
-    demo_size = 120
+    demo_size = 100
 
     def load(self) -> list[Sample]:
         folder = locate_root(self.root, *[n + gz for n in CSV_FILES for gz in ("", ".gz")])

@@ -53,7 +53,7 @@ class MURA(DatasetLoader):
     source = "https://stanfordmlgroup.github.io/competitions/mura/"
     licence = "Stanford University School of Medicine MURA Dataset Research Use Agreement"
     label_names = ("abnormal",)
-    demo_size = 300
+    demo_size = 160
     #: filled by :meth:`load`: ``._*`` entries of the image lists that were skipped
     skipped_resource_forks: int = 0
 

@@ -73,7 +73,7 @@ class NIHChestXray14(DatasetLoader):
     source = "https://nihcc.app.box.com/v/ChestXray-NIHCC"
     licence = "Unrestricted use with acknowledgement of the NIH Clinical Center and citation of Wang et al. 2017"
     label_names = FINDINGS
-    demo_size = 160
+    demo_size = 100
 
     def load(self) -> list[Sample]:
         folder = locate_root(self.root, *[n + gz for n in ENTRY_FILES for gz in ("", ".gz")])

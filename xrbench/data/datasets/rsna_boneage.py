@@ -74,7 +74,7 @@ class RSNABoneAge(DatasetLoader):
     source = "https://www.rsna.org/rsnai/ai-image-challenge/rsna-pediatric-bone-age-challenge-2017"
     licence = "RSNA challenge data; terms set by RSNA (research use)"
     label_names = ()
-    demo_size = 180
+    demo_size = 100
     #: filled by :meth:`load`: tables found but not read (relative paths); PNGs in no split folder
     ignored: tuple[str, ...] = ()
     unplaced: int = 0

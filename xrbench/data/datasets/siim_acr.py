@@ -62,7 +62,7 @@ class SIIMACR(DatasetLoader):
     source = "https://www.kaggle.com/c/siim-acr-pneumothorax-segmentation"
     licence = "Kaggle competition rules (SIIM-ACR Pneumothorax Segmentation); terms beyond that not stated"
     label_names = (LABEL,)
-    demo_size = 160
+    demo_size = 130
     #: filled by :meth:`load`: ImageIds of DICOMs without a CSV row / of CSV rows without a DICOM
     unlabelled: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()

@@ -119,7 +119,7 @@ class VinDrCXR(DatasetLoader):
     label_names = IMAGE_LABELS
     options_spec = {"label_aggregation": ("majority", LABEL_POLICIES),
                     "box_aggregation": ("union", BOX_POLICIES)}
-    demo_size = 160
+    demo_size = 120
 
     def load(self) -> list[Sample]:
         # files only VinDr-CXR holds: a bare 'annotations/' would also match VinDr-SpineXR (and any

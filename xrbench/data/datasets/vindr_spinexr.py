@@ -71,7 +71,7 @@ class VinDrSpineXR(DatasetLoader):
     source = "https://physionet.org/content/vindr-spinexr/1.0.0/"
     licence = "PhysioNet Credentialed Health Data License 1.5.0 (credentialed access)"
     label_names = ("abnormal",) + LESION_TYPES
-    demo_size = 160
+    demo_size = 110
 
     def load(self) -> list[Sample]:
         # the annotation files, not a bare 'annotations/' (VinDr-CXR has one too, beside it under
