@@ -1,5 +1,5 @@
 """The demo separates encoders: real ImageNet weights beat random-init xr0 on chexpert-linear,
-and shuffled labels give chance. Runs the real CheXpert demo (400 phantom images) end to end."""
+and shuffled labels give chance. Runs the real CheXpert demo (200 phantom images) end to end."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,7 +53,7 @@ def test_imagenet_weights_beat_random_init_by_more_than_the_cis(chexpert_demo, t
     eff = _run("efficientnet-lite0-imagenet", root, home, tmp_path)
     xr0 = _run("xr0", root, home, tmp_path)
     assert eff.data == xr0.data == "synthetic-demo" and xr0.weights == "random-init"
-    assert eff.n["test"] >= 100
+    assert eff.n["test"] >= 60  # the demo's 66 frontal test images
     assert eff.primary.ci_low > xr0.primary.ci_high, (eff.primary, xr0.primary)
 
 

@@ -330,10 +330,10 @@ PACKAGED = sorted(n for n, c in DATASETS.items() if c.__module__.startswith("xrb
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory):
-    """One small demo per dataset for the whole module (XRBENCH_DEMO_SCALE=0.2: 24-36 images)."""
+    """One small demo per dataset for the whole module (XRBENCH_DEMO_SCALE=0.35: 35-70 images)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XRBENCH_HOME", str(tmp_path_factory.mktemp("xrhome")))
-        mp.setenv("XRBENCH_DEMO_SCALE", "0.2")
+        mp.setenv("XRBENCH_DEMO_SCALE", "0.35")
         yield
 
 

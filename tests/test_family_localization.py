@@ -122,7 +122,7 @@ def demo_run(tmp_path_factory):
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XRBENCH_HOME", str(work / "home"))
-        mp.setenv("XRBENCH_DEMO_SCALE", "0.2")
+        mp.setenv("XRBENCH_DEMO_SCALE", "0.35")
         torch.set_num_threads(1)  # tiny tensors: threads cost more than they save on a shared CPU
         try:
             enc = create_timm_encoder("tiny-vit", "vit_tiny_patch16_224", input_size=64, seed=0)
@@ -161,7 +161,7 @@ def test_saved_predictions_rescore_exactly_and_compare_paired_same(demo_run):
         spec = TaskCatalog().resolve(task)[0]
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("XRBENCH_HOME", str(work / "home"))
-            mp.setenv("XRBENCH_DEMO_SCALE", "0.2")
+            mp.setenv("XRBENCH_DEMO_SCALE", "0.35")
             got = score_file(spec, pred, n_boot=200)
         want = {k: (m.value, m.ci_low, m.ci_high) for k, m in rec.metrics.items()}
         assert got.keys() == want.keys()
