@@ -11,6 +11,7 @@ carries the flag into the feature store and the task's warnings (``truncated_ima
 """
 from __future__ import annotations
 
+import struct
 import threading
 import warnings
 from contextlib import contextmanager
@@ -175,8 +176,6 @@ def require_content(arr: np.ndarray, path: Path) -> None:
 
 def _pixel_data_offset(path: Path) -> int | None:
     """Where a JPEG/PNG/BMP file's pixel data begins (read from its headers), or None if unknown."""
-    import struct
-
     with open(path, "rb") as f:
         head = f.read(2)
         if head == b"\xff\xd8":  # JPEG: markers with lengths until the first SOS
@@ -196,14 +195,7 @@ def _pixel_data_offset(path: Path) -> int | None:
                 if marker[1] == 0xDA:
                     return f.tell()
         if head == b"\x89P" and f.read(6) == b"NG\r\n\x1a\n":  # PNG: chunks until the first IDAT
-            while True:
-                chunk = f.read(8)
-                if len(chunk) < 8:
-                    return None
-                length, kind = struct.unpack(">I4s", chunk)
-                if kind == b"IDAT":
-                    return f.tell()
-                f.seek(length + 4, 1)
+            return next((start for kind, _, start in _png_chunks(f) if kind == b"IDAT"), None)
         if head == b"BM":
             f.seek(10)
             off = f.read(4)
@@ -269,25 +261,33 @@ def _integer_peak(im: Image.Image, path: Path, raw: np.ndarray) -> float:
 
 def _png_depth(path: Path) -> tuple[int, int | None]:
     """(IHDR bit depth, grey sBIT significant bits or None) read from the chunks before IDAT."""
-    import struct
-
+    depth, sbit = 8, None
     with open(path, "rb") as f:
-        f.read(8)
-        depth, sbit = 8, None
-        while True:
-            head = f.read(8)
-            if len(head) < 8:
-                break
-            length, kind = struct.unpack(">I4s", head)
-            if kind == b"IDAT" or length > 1 << 20:
-                break
-            body = f.read(length)
-            f.read(4)  # CRC
-            if kind == b"IHDR" and length >= 9:
+        f.read(8)  # the signature
+        for kind, body, _ in _png_chunks(f):
+            if kind == b"IHDR" and body is not None and len(body) >= 9:
                 depth = body[8]
-            elif kind == b"sBIT" and length >= 1:
+            elif kind == b"sBIT" and body:
                 sbit = body[0]
     return depth, sbit
+
+
+def _png_chunks(f) -> Iterator[tuple[bytes, bytes | None, int]]:
+    """(type, body, offset of the body) of each chunk of a PNG read from just after its signature,
+    up to the first IDAT (yielded with body None, its pixel data not read); a chunk over 1 MiB is
+    skipped with body None. Ends early on a file cut short."""
+    while True:
+        head = f.read(8)
+        if len(head) < 8:
+            return
+        length, kind = struct.unpack(">I4s", head)
+        start = f.tell()
+        if kind == b"IDAT":
+            yield kind, None, start
+            return
+        body = f.read(length) if length <= 1 << 20 else None
+        f.seek(start + length + 4)  # past the body and its CRC
+        yield kind, body, start
 
 
 def _read_dicom(path: Path) -> np.ndarray:
